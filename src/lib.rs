@@ -1,0 +1,13 @@
+//! ztp: a compiler and deployment tool for zero-trust Kubernetes networking.
+//!
+//! The pipeline runs one way: `syntax` (text → AST + trivia) → `resolve`
+//! (imports, schema, names → HIR) → `typeck` (values and program rules) and,
+//! beside it, `fmt` (AST + trivia → canonical text). `driver` runs the stages
+//! and collects diagnostics; `cli` is argument handling only.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+pub mod ast;
+pub mod diag;
+pub mod source;
+pub mod syntax;
