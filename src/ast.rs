@@ -158,11 +158,10 @@ pub struct Endpoint {
     pub span: Span,
 }
 
-/// `except x` or `except [x, y]`; `bracketed` records which was written.
+/// `except x` or `except [x, y]` (the same thing: brackets are layout).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Except {
     pub targets: Vec<Target>,
-    pub bracketed: bool,
     pub span: Span,
 }
 

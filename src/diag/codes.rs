@@ -88,7 +88,7 @@ codes! {
     CIDR_PREFIX_MISSING = "Z0421", Error, "CIDR without a prefix length";
     ROUTE_TO_NON_HTTP = "Z0422", Error, "route to a port that does not speak HTTP";
     BAD_SERVICE_ACCOUNT = "Z0423", Error, "invalid service account name";
-    EMPTY_LIST = "Z0424", Error, "list must not be empty";
+    EMPTY = "Z0424", Error, "empty list or selector";
 
     UNUSED_CONSTANT = "Z0501", Warning, "unused constant";
     DUPLICATE_FLOW = "Z0502", Warning, "flow declared twice";

@@ -28,9 +28,29 @@ fn inner<'i>(p: P<'i>) -> impl Iterator<Item = P<'i>> {
 }
 
 impl Builder {
+    /// The pair's span without trailing whitespace and comments: pest's
+    /// implicit whitespace before an optional tail (`dest ~ body?`) stays
+    /// consumed when the tail is absent, and a statement must not own the
+    /// comment that follows it.
     fn span(&self, p: &P<'_>) -> Span {
         let s = p.as_span();
-        Span::new(self.source, s.start(), s.end())
+        let (lo, text) = (s.start(), s.as_str());
+        let mut len = text.len();
+        let comments: Vec<(usize, usize)> = p
+            .clone()
+            .into_inner()
+            .flatten()
+            .filter(|c| c.as_rule() == Rule::COMMENT)
+            .map(|c| (c.as_span().start() - lo, c.as_span().end() - lo))
+            .collect();
+        loop {
+            len = text.get(..len).map_or(len, |t| t.trim_end().len());
+            match comments.iter().find(|(_, end)| *end == len) {
+                Some((start, _)) => len = *start,
+                None => break,
+            }
+        }
+        Span::new(self.source, lo, lo + len)
     }
 
     fn malformed(&mut self, span: Span) {
@@ -154,9 +174,9 @@ impl Builder {
         let c = inner(p).next()?;
         if c.as_rule() == Rule::target_list {
             let targets = inner(c).filter_map(|t| self.target(t)).collect();
-            Some(Except { targets, bracketed: true, span })
+            Some(Except { targets, span })
         } else {
-            Some(Except { targets: vec![self.target(c)?], bracketed: false, span })
+            Some(Except { targets: vec![self.target(c)?], span })
         }
     }
 

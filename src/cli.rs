@@ -1,0 +1,271 @@
+//! Command-line handling: parse arguments, call the driver, print, and choose
+//! the exit code. No compiler logic lives here.
+//!
+//! Exit codes: 0 success; 1 the input has errors (or `fmt --check` found
+//! files to reformat); 2 usage or I/O errors.
+
+use crate::diag::{Diagnostic, codes, render};
+use crate::driver::{self, Formatted};
+use crate::resolve::load::{RealFs, normalize};
+use crate::source::SourceMap;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ztp", version, about = "Zero-trust networking for Kubernetes: one .ztp program, every Cilium and Istio ambient layer")]
+struct Cli {
+    /// When to color diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    color: Color,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MessageFormat {
+    /// Rendered reports with source excerpts.
+    Human,
+    /// One JSON object per diagnostic, one per line, on standard output.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Type-check a program: a .ztp file, or a directory whose .ztp files form one program.
+    Check {
+        /// File or directory (default: the current directory).
+        path: Option<PathBuf>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+        message_format: MessageFormat,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Rewrite .ztp files in the canonical style.
+    Fmt {
+        /// Files or directories (searched recursively); `-` formats standard input.
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that would change and exit 1 if any.
+        #[arg(long)]
+        check: bool,
+        /// Format standard input to standard output.
+        #[arg(long)]
+        stdin: bool,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+        message_format: MessageFormat,
+    },
+    /// List the diagnostic codes, or explain one (`ztp codes Z0201`).
+    Codes {
+        code: Option<String>,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    match cli.command {
+        Command::Check { path, message_format, deny_warnings } => check(path, message_format, deny_warnings, color),
+        Command::Fmt { paths, check, stdin, message_format } => fmt(paths, check, stdin, message_format, color),
+        Command::Codes { code } => explain_codes(code),
+    }
+}
+
+fn print_diagnostics(ds: &[Diagnostic], sources: &SourceMap, format: MessageFormat, color: bool) {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    for d in ds {
+        let _ = match format {
+            MessageFormat::Json => writeln!(stdout, "{}", render::json(d, sources)),
+            MessageFormat::Human => write!(stderr, "{}", render::human(d, sources, color)),
+        };
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, color: bool) -> ExitCode {
+    let path = path.unwrap_or_else(|| PathBuf::from("."));
+    let checked = match driver::check(&RealFs, &path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ds = checked.diagnostics.sorted();
+    print_diagnostics(&ds, &checked.sources, format, color);
+    let errors = checked.diagnostics.error_count();
+    let warnings = checked.diagnostics.warning_count();
+    if format == MessageFormat::Human {
+        if errors > 0 {
+            eprintln!("error: {} found, {}", plural(errors, "error"), plural(warnings, "warning"));
+        } else if let Some(p) = &checked.program {
+            let workloads: usize = p.namespaces.iter().map(|n| n.workloads.len()).sum();
+            let gateways: usize = p.namespaces.iter().map(|n| n.gateways.len()).sum();
+            eprintln!(
+                "ok: {} checked: {}, {}, {}, {}, {}{}",
+                plural(checked.file_count, "file"),
+                plural(p.namespaces.len(), "namespace"),
+                plural(workloads, "workload"),
+                plural(gateways, "gateway"),
+                plural(p.flows.len(), "flow"),
+                plural(p.expects.len(), "expectation"),
+                if warnings > 0 { format!("; {}", plural(warnings, "warning")) } else { String::new() }
+            );
+        }
+    }
+    if errors > 0 || (deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// The `.ztp` files under `path`, recursively (hidden directories and
+/// `target/` skipped), in sorted order.
+fn ztp_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if !path.is_dir() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if p.is_dir() {
+            if !name.starts_with('.') && name != "target" {
+                ztp_files(&p, out)?;
+            }
+        } else if p.extension().is_some_and(|e| e == "ztp") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn fmt(paths: Vec<PathBuf>, check: bool, stdin: bool, format: MessageFormat, color: bool) -> ExitCode {
+    let use_stdin = stdin || paths.iter().any(|p| p.as_os_str() == "-");
+    if use_stdin {
+        if paths.iter().any(|p| p.as_os_str() != "-") {
+            eprintln!("error: format either standard input or files, not both");
+            return ExitCode::from(2);
+        }
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("error: cannot read standard input: {e}");
+            return ExitCode::from(2);
+        }
+        return match driver::format_text("<stdin>", &text) {
+            Formatted::Ok(out) => {
+                if check {
+                    if out != text {
+                        println!("<stdin>");
+                        return ExitCode::from(1);
+                    }
+                } else {
+                    print!("{out}");
+                }
+                ExitCode::SUCCESS
+            }
+            Formatted::Invalid(sources, ds) => {
+                print_diagnostics(&ds, &sources, format, color);
+                // Editors replace the buffer with stdout: give the text back unchanged.
+                if !check {
+                    print!("{text}");
+                }
+                ExitCode::from(1)
+            }
+        };
+    }
+    let roots = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
+    let mut files = Vec::new();
+    for r in &roots {
+        if let Err(e) = ztp_files(r, &mut files) {
+            eprintln!("error: cannot read {}: {e}", r.display());
+            return ExitCode::from(2);
+        }
+    }
+    let mut failed = false;
+    let mut io_error = false;
+    let mut changed = 0;
+    for f in files {
+        let name = normalize(&f).display().to_string();
+        let text = match std::fs::read(&f).map(String::from_utf8) {
+            Ok(Ok(t)) => t,
+            Ok(Err(_)) => {
+                eprintln!("error: {name} is not valid UTF-8; left unchanged");
+                failed = true;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: cannot read {name}: {e}");
+                io_error = true;
+                continue;
+            }
+        };
+        match driver::format_text(&name, &text) {
+            Formatted::Ok(out) if out == text => {}
+            Formatted::Ok(out) => {
+                changed += 1;
+                if check {
+                    println!("{name}");
+                } else if let Err(e) = std::fs::write(&f, out) {
+                    eprintln!("error: cannot write {name}: {e}");
+                    io_error = true;
+                }
+            }
+            Formatted::Invalid(sources, ds) => {
+                print_diagnostics(&ds, &sources, format, color);
+                eprintln!("error: {name} does not parse; left unchanged");
+                failed = true;
+            }
+        }
+    }
+    if io_error {
+        ExitCode::from(2)
+    } else if failed || (check && changed > 0) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn explain_codes(code: Option<String>) -> ExitCode {
+    match code {
+        None => {
+            for c in codes::TABLE {
+                println!("{}  {:<7}  {}", c.code, c.severity.as_str(), c.title);
+            }
+            ExitCode::SUCCESS
+        }
+        Some(text) => match codes::Code::parse(&text).and_then(|c| c.info()) {
+            Some(info) => {
+                print!("{}", info.doc);
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("error: there is no diagnostic code `{text}`; `ztp codes` lists them");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

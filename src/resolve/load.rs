@@ -1,0 +1,388 @@
+//! Loading a program: the entry files, then everything they import.
+//!
+//! A program is one `.ztp` file or every `.ztp` file of a directory (sorted by
+//! name), plus the transitive closure of their imports. `std/<module>` names a
+//! stdlib module compiled into the binary; any other import is a file path
+//! relative to the importing file. Each file is loaded and parsed once; import
+//! cycles are reported with the whole chain. File access goes through
+//! [`FileSystem`] so that tests can run on an in-memory tree.
+
+use super::stdlib;
+use crate::ast::{self, Stmt};
+use crate::diag::{Diagnostic, codes, did_you_mean};
+use crate::source::{Origin, SourceId, SourceMap, Span};
+use crate::syntax;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// What the loader needs from the outside world.
+pub trait FileSystem {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    fn is_dir(&self, path: &Path) -> bool;
+    /// The `.ztp` files directly inside `dir`.
+    fn ztp_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+}
+
+/// The real file system.
+pub struct RealFs;
+
+impl FileSystem for RealFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn ztp_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "ztp") && path.is_file() {
+                out.push(path);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An in-memory file system for tests and editors.
+#[derive(Default)]
+pub struct MemoryFs {
+    pub files: BTreeMap<PathBuf, String>,
+}
+
+impl FileSystem for MemoryFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.files
+            .get(&normalize(path))
+            .map(|s| s.clone().into_bytes())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        let p = normalize(path);
+        self.files.keys().any(|k| k.parent() == Some(p.as_path()))
+    }
+
+    fn ztp_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let d = normalize(dir);
+        Ok(self
+            .files
+            .keys()
+            .filter(|k| k.parent() == Some(d.as_path()) && k.extension().is_some_and(|e| e == "ztp"))
+            .cloned()
+            .collect())
+    }
+}
+
+/// One parsed file of the program.
+#[derive(Debug)]
+pub struct LoadedFile {
+    pub id: SourceId,
+    /// `None` when the file did not parse (its diagnostics say why).
+    pub ast: Option<ast::File>,
+    /// Stdlib files provide defaults that user files may override.
+    pub is_stdlib: bool,
+}
+
+#[derive(Debug)]
+pub struct Loaded {
+    pub sources: SourceMap,
+    pub files: Vec<LoadedFile>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Why a program could not be loaded at all (exit code 2).
+#[derive(Debug)]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read {}: {}", self.path.display(), self.error)
+    }
+}
+
+/// Lexical normalization (`a/./b/../c` → `a/c`), so one file has one name.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The entry files of a program: the file itself, or the directory's files.
+pub fn entry_files(fs: &dyn FileSystem, path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    if fs.is_dir(path) {
+        let mut files = fs.ztp_files(path).map_err(|error| LoadError { path: path.to_path_buf(), error })?;
+        files.sort();
+        if files.is_empty() {
+            return Err(LoadError {
+                path: path.to_path_buf(),
+                error: io::Error::new(io::ErrorKind::NotFound, "no .ztp files in this directory"),
+            });
+        }
+        Ok(files.iter().map(|f| normalize(f)).collect())
+    } else {
+        fs.read(path).map_err(|error| LoadError { path: path.to_path_buf(), error })?;
+        Ok(vec![normalize(path)])
+    }
+}
+
+struct Loader<'a> {
+    fs: &'a dyn FileSystem,
+    sources: SourceMap,
+    files: Vec<LoadedFile>,
+    diagnostics: Vec<Diagnostic>,
+    /// Import edges: (from, import statement span, to).
+    edges: Vec<(SourceId, Span, SourceId)>,
+    /// Where imports of standard input are resolved from.
+    stdin_dir: Option<PathBuf>,
+}
+
+/// Loads the program rooted at `path` (a file or a directory).
+pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
+    let entries = entry_files(fs, path)?;
+    let mut l = Loader { fs, sources: SourceMap::new(), files: Vec::new(), diagnostics: Vec::new(), edges: Vec::new(), stdin_dir: None };
+    let mut queue = Vec::new();
+    for e in &entries {
+        let bytes = fs.read(e).map_err(|error| LoadError { path: e.clone(), error })?;
+        queue.push(l.add_file(e, bytes));
+    }
+    Ok(l.finish(queue))
+}
+
+/// Loads a single in-memory text (stdin), with its imports resolved from `dir`.
+pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Loaded {
+    let mut l = Loader { fs, sources: SourceMap::new(), files: Vec::new(), diagnostics: Vec::new(), edges: Vec::new(), stdin_dir: None };
+    let id = l.sources.add(name, Origin::Stdin, text);
+    l.parse(id, false);
+    l.stdin_dir = Some(dir.to_path_buf());
+    l.finish(vec![id])
+}
+
+impl Loader<'_> {
+    /// Loads imports breadth-first from the entry files (each file once),
+    /// then reports cycles.
+    fn finish(mut self, mut queue: Vec<SourceId>) -> Loaded {
+        let mut next = 0;
+        while let Some(&id) = queue.get(next) {
+            next += 1;
+            for target in self.imports_of(id) {
+                if !queue.contains(&target) {
+                    queue.push(target);
+                }
+            }
+        }
+        self.report_cycles();
+        Loaded { sources: self.sources, files: self.files, diagnostics: self.diagnostics }
+    }
+
+    fn add_file(&mut self, path: &Path, bytes: Vec<u8>) -> SourceId {
+        if let Some(id) = self.sources.find_file(path) {
+            return id;
+        }
+        let name = path.display().to_string();
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                let id = self.sources.add(name, Origin::File(path.to_path_buf()), text);
+                self.parse(id, false);
+                id
+            }
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let id = self.sources.add(name, Origin::File(path.to_path_buf()), text);
+                self.diagnostics.push(
+                    Diagnostic::new(codes::NOT_UTF8, "file is not valid UTF-8", Span::new(id, at, at + 1), "invalid byte here")
+                        .with_help("save the file as UTF-8"),
+                );
+                self.files.push(LoadedFile { id, ast: None, is_stdlib: false });
+                id
+            }
+        }
+    }
+
+    fn parse(&mut self, id: SourceId, is_stdlib: bool) {
+        let parsed = syntax::parse(id, self.sources.text(id));
+        self.diagnostics.extend(parsed.diagnostics);
+        self.files.push(LoadedFile { id, ast: parsed.file, is_stdlib });
+    }
+
+    /// Resolves the imports of one file, loading new files; returns targets.
+    fn imports_of(&mut self, id: SourceId) -> Vec<SourceId> {
+        let imports: Vec<ast::Import> = self
+            .files
+            .iter()
+            .find(|f| f.id == id)
+            .and_then(|f| f.ast.as_ref())
+            .map(|a| {
+                a.stmts
+                    .iter()
+                    .filter_map(|s| match s {
+                        Stmt::Import(i) => Some(i.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        let mut out = Vec::new();
+        for imp in imports {
+            let key = imp.path.value.clone();
+            if let Some(first) = seen.get(&key) {
+                self.diagnostics.push(
+                    Diagnostic::new(codes::DUPLICATE_IMPORT, format!("`{key}` is imported twice"), imp.span, "imported again here")
+                        .with_secondary(*first, "first imported here")
+                        .with_help("remove this import"),
+                );
+                continue;
+            }
+            seen.insert(key, imp.span);
+            if let Some(target) = self.resolve_import(id, &imp) {
+                self.edges.push((id, imp.span, target));
+                out.push(target);
+            }
+        }
+        out
+    }
+
+    fn resolve_import(&mut self, from: SourceId, imp: &ast::Import) -> Option<SourceId> {
+        let path = imp.path.value.as_str();
+        if let Some(module) = path.strip_prefix("std/") {
+            if let Some(id) = self.sources.find_stdlib(path) {
+                return Some(id);
+            }
+            let Some(text) = stdlib::module(module) else {
+                let mut d = Diagnostic::new(
+                    codes::IMPORT_NOT_FOUND,
+                    format!("there is no stdlib module `{path}`"),
+                    imp.path.span,
+                    "unknown module",
+                );
+                d = match did_you_mean(module, stdlib::MODULES.iter().map(|(n, _)| *n)) {
+                    Some(s) => d.with_help(format!("did you mean `std/{s}`?")),
+                    None => d.with_help(format!(
+                        "the stdlib modules are {}",
+                        stdlib::MODULES.iter().map(|(n, _)| format!("`std/{n}`")).collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                self.diagnostics.push(d);
+                return None;
+            };
+            let id = self.sources.add(format!("{path}.ztp"), Origin::Stdlib(path.to_string()), text);
+            self.parse(id, true);
+            return Some(id);
+        }
+        let base = match &self.sources.get(from).map(|f| f.origin.clone()) {
+            Some(Origin::File(p)) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+            _ => self.stdin_dir.clone().unwrap_or_default(),
+        };
+        if Path::new(path).is_absolute() {
+            self.diagnostics.push(
+                Diagnostic::new(codes::IMPORT_NOT_FOUND, format!("`{path}` is an absolute path"), imp.path.span, "absolute path")
+                    .with_help("import local files by a path relative to the importing file, so the program can move"),
+            );
+            return None;
+        }
+        let candidates = [normalize(&base.join(path)), normalize(&base.join(format!("{path}.ztp")))];
+        for c in &candidates {
+            if let Some(id) = self.sources.find_file(c) {
+                return Some(id);
+            }
+            if self.fs.is_dir(c) {
+                continue;
+            }
+            if let Ok(bytes) = self.fs.read(c) {
+                return Some(self.add_file(c, bytes));
+            }
+        }
+        self.diagnostics.push(
+            Diagnostic::new(
+                codes::IMPORT_NOT_FOUND,
+                format!("cannot find `{path}`"),
+                imp.path.span,
+                format!("looked for {}", candidates.first().map(|c| c.display().to_string()).unwrap_or_default()),
+            )
+            .with_help("local imports are relative to the importing file; stdlib modules start with `std/`"),
+        );
+        None
+    }
+
+    /// Reports each import cycle once, at the import that closes it.
+    fn report_cycles(&mut self) {
+        let mut adj: BTreeMap<SourceId, Vec<(Span, SourceId)>> = BTreeMap::new();
+        for (from, span, to) in &self.edges {
+            adj.entry(*from).or_default().push((*span, *to));
+        }
+        let mut state: BTreeMap<SourceId, u8> = BTreeMap::new(); // 1 = on the path, 2 = done
+        let roots: Vec<SourceId> = self.files.iter().map(|f| f.id).collect();
+        let mut found: Vec<Vec<(SourceId, Span)>> = Vec::new();
+        for root in roots {
+            if state.contains_key(&root) {
+                continue;
+            }
+            state.insert(root, 1);
+            // The work stack is the current path: (file, next edge, import that led here).
+            let mut work: Vec<(SourceId, usize, Option<Span>)> = vec![(root, 0, None)];
+            while let Some(top) = work.last_mut() {
+                let (node, i) = (top.0, top.1);
+                top.1 += 1;
+                match adj.get(&node).and_then(|e| e.get(i)).copied() {
+                    Some((span, to)) => match state.get(&to) {
+                        Some(1) => {
+                            let start = work.iter().position(|w| w.0 == to).unwrap_or(0);
+                            let path = work.get(start..).unwrap_or(&[]);
+                            // Each file on the cycle with the import it makes.
+                            let chain = path
+                                .iter()
+                                .enumerate()
+                                .map(|(k, w)| (w.0, path.get(k + 1).and_then(|n| n.2).unwrap_or(span)))
+                                .collect();
+                            found.push(chain);
+                        }
+                        Some(_) => {}
+                        None => {
+                            state.insert(to, 1);
+                            work.push((to, 0, Some(span)));
+                        }
+                    },
+                    None => {
+                        state.insert(node, 2);
+                        work.pop();
+                    }
+                }
+            }
+        }
+        for chain in found {
+            let Some(&(_, closing)) = chain.last() else { continue };
+            let names: Vec<String> = chain.iter().map(|(n, _)| self.sources.name(*n).to_string()).collect();
+            let first = names.first().cloned().unwrap_or_default();
+            let mut d = Diagnostic::new(
+                codes::IMPORT_CYCLE,
+                format!("import cycle: {} -> {first}", names.join(" -> ")),
+                closing,
+                "this import closes the cycle",
+            )
+            .with_help("move what both files need into a third file that both import");
+            for (_, span) in chain.iter().rev().skip(1) {
+                d = d.with_secondary(*span, "imported here");
+            }
+            self.diagnostics.push(d);
+        }
+    }
+}
