@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ztp", version, about = "Zero-trust networking for Kubernetes: one .ztp program, every Cilium and Istio ambient layer")]
+#[command(
+    name = "ztp",
+    version,
+    about = "Zero-trust networking for Kubernetes: one .ztp program, every Cilium and Istio ambient layer"
+)]
 struct Cli {
     /// When to color diagnostics.
     #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
@@ -66,9 +70,7 @@ enum Command {
         message_format: MessageFormat,
     },
     /// List the diagnostic codes, or explain one (`ztp codes Z0201`).
-    Codes {
-        code: Option<String>,
-    },
+    Codes { code: Option<String> },
 }
 
 pub fn run() -> ExitCode {

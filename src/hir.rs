@@ -231,7 +231,10 @@ pub enum Source {
     Workload(WorkloadId),
     Gateway(GatewayId),
     /// Every workload of a namespace, minus the listed ones.
-    Namespace { ns: NamespaceId, except: Vec<WorkloadId> },
+    Namespace {
+        ns: NamespaceId,
+        except: Vec<WorkloadId>,
+    },
     World,
     Cidr(CidrSet),
 }
@@ -240,11 +243,23 @@ pub enum Source {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dest {
     /// Workload ports (indices); all declared ports when none was named.
-    Workload { id: WorkloadId, ports: Vec<usize> },
+    Workload {
+        id: WorkloadId,
+        ports: Vec<usize>,
+    },
     /// Gateway listeners (indices); all listeners when none was named.
-    Gateway { id: GatewayId, listeners: Vec<usize> },
-    Fqdn { name: Spanned<DnsName>, port: Option<Spanned<u16>> },
-    Cidr { set: CidrSet, port: Option<Spanned<u16>> },
+    Gateway {
+        id: GatewayId,
+        listeners: Vec<usize>,
+    },
+    Fqdn {
+        name: Spanned<DnsName>,
+        port: Option<Spanned<u16>>,
+    },
+    Cidr {
+        set: CidrSet,
+        port: Option<Spanned<u16>>,
+    },
 }
 
 /// L7 conditions of a flow (enforced by a waypoint).

@@ -8,12 +8,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod ast;
-pub mod diag;
-pub mod source;
-pub mod syntax;
-pub mod hir;
-pub mod resolve;
-pub mod typeck;
 pub mod cli;
+pub mod diag;
 pub mod driver;
 pub mod fmt;
+pub mod hir;
+pub mod resolve;
+pub mod source;
+pub mod syntax;
+pub mod typeck;

@@ -80,11 +80,7 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).saturating_sub(1);
         let start = self.line_starts.get(line).copied().unwrap_or(0);
-        let col = self
-            .text
-            .get(start..offset)
-            .map(|s| s.chars().count())
-            .unwrap_or(offset - start);
+        let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(offset - start);
         (line + 1, col + 1)
     }
 }
@@ -119,22 +115,15 @@ impl SourceMap {
     }
 
     pub fn find_file(&self, path: &Path) -> Option<SourceId> {
-        self.iter()
-            .find(|(_, f)| matches!(&f.origin, Origin::File(p) if p == path))
-            .map(|(id, _)| id)
+        self.iter().find(|(_, f)| matches!(&f.origin, Origin::File(p) if p == path)).map(|(id, _)| id)
     }
 
     pub fn find_stdlib(&self, module: &str) -> Option<SourceId> {
-        self.iter()
-            .find(|(_, f)| matches!(&f.origin, Origin::Stdlib(m) if m == module))
-            .map(|(id, _)| id)
+        self.iter().find(|(_, f)| matches!(&f.origin, Origin::Stdlib(m) if m == module)).map(|(id, _)| id)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (SourceId, &SourceFile)> {
-        self.files
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (SourceId(u32::try_from(i).unwrap_or(u32::MAX)), f))
+        self.files.iter().enumerate().map(|(i, f)| (SourceId(u32::try_from(i).unwrap_or(u32::MAX)), f))
     }
 
     /// `file:line:col` of a span's start, as shown in annotations and messages.

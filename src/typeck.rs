@@ -95,13 +95,8 @@ pub fn parse_cidr(text: &str, span: Span) -> Result<Cidr, Diagnostic> {
     let canonical = Cidr { addr: masked, prefix };
     if masked != addr || canonical.to_string() != text {
         let why = if masked != addr { "host bits are set" } else { "not written in canonical form" };
-        return Err(Diagnostic::new(
-            codes::NON_CANONICAL_CIDR,
-            format!("`{text}` is not a canonical CIDR"),
-            span,
-            why,
-        )
-        .with_help(format!("write `{canonical}`")));
+        return Err(Diagnostic::new(codes::NON_CANONICAL_CIDR, format!("`{text}` is not a canonical CIDR"), span, why)
+            .with_help(format!("write `{canonical}`")));
     }
     Ok(canonical)
 }
@@ -155,7 +150,10 @@ pub fn parse_dns_name(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
         return Err(bad("empty name".into(), help));
     }
     if text.contains("://") || text.contains('/') || text.contains(':') {
-        return Err(bad("a DNS name has no scheme, path or port".into(), "write only the host name; put the port after the string: `\"api.github.com\":443`"));
+        return Err(bad(
+            "a DNS name has no scheme, path or port".into(),
+            "write only the host name; put the port after the string: `\"api.github.com\":443`",
+        ));
     }
     if text.len() > 255 {
         return Err(bad(format!("{} characters, at most 255 are allowed", text.len()), help));
@@ -169,7 +167,10 @@ pub fn parse_dns_name(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
             return Err(bad(format!("`{c}` is not allowed in a DNS name"), help));
         }
         if label.contains("**") && !(i == 0 && label == "**") {
-            return Err(bad("`**` must be the whole first label (`**.example.com`)".into(), "use `*` inside a label, or `**.` as the first label"));
+            return Err(bad(
+                "`**` must be the whole first label (`**.example.com`)".into(),
+                "use `*` inside a label, or `**.` as the first label",
+            ));
         }
         if !label.contains('*') && label.len() > 63 {
             return Err(bad(format!("label `{label}` is longer than 63 characters"), help));
@@ -218,8 +219,11 @@ pub fn check_dns1123_label(name: &str, span: Span, what: &str) -> Option<Diagnos
         .chars()
         .take(63)
         .collect();
-    let mut d = Diagnostic::new(codes::BAD_DNS1123, format!("{what} `{name}` is not a valid DNS-1123 label"), span, why)
-        .with_note("Kubernetes names are lower-case letters, digits and `-`, starting and ending with a letter or digit");
+    let mut d =
+        Diagnostic::new(codes::BAD_DNS1123, format!("{what} `{name}` is not a valid DNS-1123 label"), span, why)
+            .with_note(
+                "Kubernetes names are lower-case letters, digits and `-`, starting and ending with a letter or digit",
+            );
     if is_dns1123_label(&fixed) {
         d = d.with_help(format!("write `{fixed}`"));
     }
@@ -242,9 +246,13 @@ pub fn check_service_account(name: &str, span: Span) -> Option<Diagnostic> {
 /// Trust domains as Istio writes principals: no `spiffe://`, lower-case
 /// letters, digits, `.`, `-`, `_` (Z0413).
 pub fn check_trust_domain(td: &str, span: Span) -> Option<Diagnostic> {
-    let bad = |why: &str| Diagnostic::new(codes::BAD_TRUST_DOMAIN, format!("`{td}` is not a valid trust domain"), span, why);
+    let bad =
+        |why: &str| Diagnostic::new(codes::BAD_TRUST_DOMAIN, format!("`{td}` is not a valid trust domain"), span, why);
     if let Some(rest) = td.strip_prefix("spiffe://") {
-        return Some(bad("a trust domain has no `spiffe://` prefix").with_help(format!("write `{rest}`; principals are written `<trust domain>/ns/<ns>/sa/<sa>`")));
+        return Some(
+            bad("a trust domain has no `spiffe://` prefix")
+                .with_help(format!("write `{rest}`; principals are written `<trust domain>/ns/<ns>/sa/<sa>`")),
+        );
     }
     if td.is_empty() || td.len() > 255 {
         return Some(bad("must be 1 to 255 characters").with_help("the default is `cluster.local`"));
@@ -252,7 +260,9 @@ pub fn check_trust_domain(td: &str, span: Span) -> Option<Diagnostic> {
     if td.contains(':') {
         return Some(bad("a trust domain has no port").with_help("remove the `:port`"));
     }
-    if let Some(c) = td.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'))) {
+    if let Some(c) =
+        td.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_')))
+    {
         return Some(
             bad(&format!("`{c}` is not allowed"))
                 .with_help("trust domains are lower-case letters, digits, `.`, `-` and `_`, e.g. `cluster.local`"),
@@ -360,7 +370,10 @@ pub fn parse_method(text: &str, span: Span) -> Result<HttpMethod, Diagnostic> {
 /// suffix (`*.png`) or `*` (Z0415).
 pub fn check_path(path: &str, span: Span) -> Option<Diagnostic> {
     let bad = |why: &str, help: &str| {
-        Some(Diagnostic::new(codes::BAD_PATH, format!("`{path}` is not a valid HTTP path"), span, why).with_help(help.to_string()))
+        Some(
+            Diagnostic::new(codes::BAD_PATH, format!("`{path}` is not a valid HTTP path"), span, why)
+                .with_help(help.to_string()),
+        )
     };
     let shape = "paths are exact (`/health`), prefixes (`/api/*`), suffixes (`*.png`) or `*`";
     if path == "*" {
@@ -392,20 +405,35 @@ pub fn check_header(name: &str, name_span: Span, value: &str, value_span: Span) 
     let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(tchar) {
         return Some(
-            Diagnostic::new(codes::BAD_HEADER, format!("`{name}` is not a valid header name"), name_span, "invalid header name")
-                .with_help("header names are letters, digits and `-` (and a few other symbols), e.g. `x-request-id`"),
+            Diagnostic::new(
+                codes::BAD_HEADER,
+                format!("`{name}` is not a valid header name"),
+                name_span,
+                "invalid header name",
+            )
+            .with_help("header names are letters, digits and `-` (and a few other symbols), e.g. `x-request-id`"),
         );
     }
     if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
         return Some(
-            Diagnostic::new(codes::BAD_HEADER, format!("header `{name}` cannot be matched here"), name_span, "pseudo-header")
-                .with_help("match hosts with the gateway's `hostname` instead"),
+            Diagnostic::new(
+                codes::BAD_HEADER,
+                format!("header `{name}` cannot be matched here"),
+                name_span,
+                "pseudo-header",
+            )
+            .with_help("match hosts with the gateway's `hostname` instead"),
         );
     }
     if value.chars().any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic())) {
         return Some(
-            Diagnostic::new(codes::BAD_HEADER, format!("header value for `{name}` has characters HTTP does not allow"), value_span, "invalid header value")
-                .with_help("header values are visible ASCII characters and spaces"),
+            Diagnostic::new(
+                codes::BAD_HEADER,
+                format!("header value for `{name}` has characters HTTP does not allow"),
+                value_span,
+                "invalid header value",
+            )
+            .with_help("header values are visible ASCII characters and spaces"),
         );
     }
     None
@@ -467,7 +495,11 @@ fn http_key(h: &HttpMatch) -> String {
     format!("{methods:?}{paths:?}{headers:?}")
 }
 
-fn duplicate_numbers<'a>(items: impl Iterator<Item = (&'a Spanned<u16>, &'a String)>, what: &str, out: &mut Vec<Diagnostic>) {
+fn duplicate_numbers<'a>(
+    items: impl Iterator<Item = (&'a Spanned<u16>, &'a String)>,
+    what: &str,
+    out: &mut Vec<Diagnostic>,
+) {
     let mut seen: BTreeMap<u16, (&'a Spanned<u16>, &'a String)> = BTreeMap::new();
     for (num, name) in items {
         if let Some((first, first_name)) = seen.get(&num.value) {
@@ -517,9 +549,16 @@ fn world_source(p: &Program, src: &Spanned<Source>, dst: &Spanned<Dest>, out: &m
         Dest::Gateway { .. } => return,
     };
     out.push(
-        Diagnostic::new(codes::WORLD_TO_NON_GATEWAY, format!("`world` cannot reach {target} directly"), s, "traffic from outside the cluster")
-            .with_secondary(d, "not a gateway")
-            .with_help("declare a `gateway` with a listener and a `route` to this workload, then `allow world -> <gateway>`"),
+        Diagnostic::new(
+            codes::WORLD_TO_NON_GATEWAY,
+            format!("`world` cannot reach {target} directly"),
+            s,
+            "traffic from outside the cluster",
+        )
+        .with_secondary(d, "not a gateway")
+        .with_help(
+            "declare a `gateway` with a listener and a `route` to this workload, then `allow world -> <gateway>`",
+        ),
     );
 }
 

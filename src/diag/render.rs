@@ -18,9 +18,7 @@ pub fn human(d: &Diagnostic, sources: &SourceMap, color: bool) -> String {
         let lo = s.lo.min(len);
         (sources.name(s.source).to_string(), lo..s.hi.clamp(lo, len))
     };
-    let config = Config::default()
-        .with_index_type(IndexType::Byte)
-        .with_color(color);
+    let config = Config::default().with_index_type(IndexType::Byte).with_color(color);
     let mut report = Report::build(kind, span(d.primary.span))
         .with_config(config)
         .with_code(d.code)
@@ -36,22 +34,11 @@ pub fn human(d: &Diagnostic, sources: &SourceMap, color: bool) -> String {
     for n in &d.notes {
         report = report.with_note(n);
     }
-    let cache = ariadne::sources(
-        sources
-            .iter()
-            .map(|(_, f)| (f.name.clone(), f.text.clone()))
-            .collect::<Vec<_>>(),
-    );
+    let cache = ariadne::sources(sources.iter().map(|(_, f)| (f.name.clone(), f.text.clone())).collect::<Vec<_>>());
     let mut out = Vec::new();
     if report.finish().write(cache, &mut out).is_err() {
         // Rendering can only fail on a missing source; fall back to one line.
-        return format!(
-            "{}[{}]: {} at {}\n",
-            d.severity.as_str(),
-            d.code,
-            d.message,
-            sources.location(d.primary.span)
-        );
+        return format!("{}[{}]: {} at {}\n", d.severity.as_str(), d.code, d.message, sources.location(d.primary.span));
     }
     String::from_utf8_lossy(&out).into_owned()
 }

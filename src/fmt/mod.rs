@@ -212,6 +212,7 @@ impl Printer<'_> {
         }
         self.out.push('{');
         self.last_end = b.span.lo + 1;
+        self.trailing_comment(b.span.lo + 1);
         self.depth += 1;
         self.stmts(&b.stmts);
         self.flush_comments(b.span.hi, b.stmts.is_empty());
@@ -316,7 +317,8 @@ fn flat_value(v: &Value) -> Option<String> {
             if items.is_empty() {
                 return Some("{}".into());
             }
-            let parts: Option<Vec<String>> = items.iter().map(|a| flat_value(&a.value).map(|v| format!("{} = {v}", a.key.raw))).collect();
+            let parts: Option<Vec<String>> =
+                items.iter().map(|a| flat_value(&a.value).map(|v| format!("{} = {v}", a.key.raw))).collect();
             format!("{{ {} }}", parts?.join(", "))
         }
     })

@@ -157,7 +157,14 @@ struct Loader<'a> {
 /// Loads the program rooted at `path` (a file or a directory).
 pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
     let entries = entry_files(fs, path)?;
-    let mut l = Loader { fs, sources: SourceMap::new(), files: Vec::new(), diagnostics: Vec::new(), edges: Vec::new(), stdin_dir: None };
+    let mut l = Loader {
+        fs,
+        sources: SourceMap::new(),
+        files: Vec::new(),
+        diagnostics: Vec::new(),
+        edges: Vec::new(),
+        stdin_dir: None,
+    };
     let mut queue = Vec::new();
     for e in &entries {
         let bytes = fs.read(e).map_err(|error| LoadError { path: e.clone(), error })?;
@@ -168,7 +175,14 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
 
 /// Loads a single in-memory text (stdin), with its imports resolved from `dir`.
 pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Loaded {
-    let mut l = Loader { fs, sources: SourceMap::new(), files: Vec::new(), diagnostics: Vec::new(), edges: Vec::new(), stdin_dir: None };
+    let mut l = Loader {
+        fs,
+        sources: SourceMap::new(),
+        files: Vec::new(),
+        diagnostics: Vec::new(),
+        edges: Vec::new(),
+        stdin_dir: None,
+    };
     let id = l.sources.add(name, Origin::Stdin, text);
     l.parse(id, false);
     l.stdin_dir = Some(dir.to_path_buf());
@@ -208,8 +222,13 @@ impl Loader<'_> {
                 let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
                 let id = self.sources.add(name, Origin::File(path.to_path_buf()), text);
                 self.diagnostics.push(
-                    Diagnostic::new(codes::NOT_UTF8, "file is not valid UTF-8", Span::new(id, at, at + 1), "invalid byte here")
-                        .with_help("save the file as UTF-8"),
+                    Diagnostic::new(
+                        codes::NOT_UTF8,
+                        "file is not valid UTF-8",
+                        Span::new(id, at, at + 1),
+                        "invalid byte here",
+                    )
+                    .with_help("save the file as UTF-8"),
                 );
                 self.files.push(LoadedFile { id, ast: None, is_stdlib: false });
                 id
@@ -246,9 +265,14 @@ impl Loader<'_> {
             let key = imp.path.value.clone();
             if let Some(first) = seen.get(&key) {
                 self.diagnostics.push(
-                    Diagnostic::new(codes::DUPLICATE_IMPORT, format!("`{key}` is imported twice"), imp.span, "imported again here")
-                        .with_secondary(*first, "first imported here")
-                        .with_help("remove this import"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_IMPORT,
+                        format!("`{key}` is imported twice"),
+                        imp.span,
+                        "imported again here",
+                    )
+                    .with_secondary(*first, "first imported here")
+                    .with_help("remove this import"),
                 );
                 continue;
             }
@@ -294,8 +318,13 @@ impl Loader<'_> {
         };
         if Path::new(path).is_absolute() {
             self.diagnostics.push(
-                Diagnostic::new(codes::IMPORT_NOT_FOUND, format!("`{path}` is an absolute path"), imp.path.span, "absolute path")
-                    .with_help("import local files by a path relative to the importing file, so the program can move"),
+                Diagnostic::new(
+                    codes::IMPORT_NOT_FOUND,
+                    format!("`{path}` is an absolute path"),
+                    imp.path.span,
+                    "absolute path",
+                )
+                .with_help("import local files by a path relative to the importing file, so the program can move"),
             );
             return None;
         }

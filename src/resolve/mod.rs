@@ -23,24 +23,49 @@ use schema::{Shape, Values, missing, split};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-const TOP: Shape = Shape { what: "the top level", attrs: &[], blocks: &["mesh", "cluster", "namespace"], flows: true, routes: false };
-const MESH: Shape = Shape { what: "mesh", attrs: &["trust_domain", "mtls", "root_namespace"], blocks: &[], flows: false, routes: false };
-const CLUSTER: Shape = Shape {
-    what: "cluster",
-    attrs: &["cilium_version", "hbone", "system_namespaces", "allow_dns", "allow_ambient_probes", "default_deny", "deny_egress"],
+const TOP: Shape =
+    Shape { what: "the top level", attrs: &[], blocks: &["mesh", "cluster", "namespace"], flows: true, routes: false };
+const MESH: Shape = Shape {
+    what: "mesh",
+    attrs: &["trust_domain", "mtls", "root_namespace"],
     blocks: &[],
     flows: false,
     routes: false,
 };
-const NAMESPACE: Shape = Shape { what: "namespace", attrs: &[], blocks: &["workload", "gateway", "waypoint"], flows: true, routes: false };
-const WORKLOAD: Shape = Shape { what: "workload", attrs: &["service_account"], blocks: &["selector", "port"], flows: false, routes: false };
+const CLUSTER: Shape = Shape {
+    what: "cluster",
+    attrs: &[
+        "cilium_version",
+        "hbone",
+        "system_namespaces",
+        "allow_dns",
+        "allow_ambient_probes",
+        "default_deny",
+        "deny_egress",
+    ],
+    blocks: &[],
+    flows: false,
+    routes: false,
+};
+const NAMESPACE: Shape =
+    Shape { what: "namespace", attrs: &[], blocks: &["workload", "gateway", "waypoint"], flows: true, routes: false };
+const WORKLOAD: Shape =
+    Shape { what: "workload", attrs: &["service_account"], blocks: &["selector", "port"], flows: false, routes: false };
 const PORT: Shape = Shape { what: "port", attrs: &["number", "protocol"], blocks: &[], flows: false, routes: false };
 const GATEWAY: Shape = Shape { what: "gateway", attrs: &[], blocks: &["listener"], flows: false, routes: true };
-const LISTENER: Shape = Shape { what: "listener", attrs: &["port", "protocol", "hostname", "certificate"], blocks: &[], flows: false, routes: false };
+const LISTENER: Shape = Shape {
+    what: "listener",
+    attrs: &["port", "protocol", "hostname", "certificate"],
+    blocks: &[],
+    flows: false,
+    routes: false,
+};
 const WAYPOINT: Shape = Shape { what: "waypoint", attrs: &["for"], blocks: &[], flows: false, routes: false };
-const ROUTE: Shape = Shape { what: "route", attrs: &["listeners", "hostnames"], blocks: &[], flows: false, routes: false };
+const ROUTE: Shape =
+    Shape { what: "route", attrs: &["listeners", "hostnames"], blocks: &[], flows: false, routes: false };
 const FLOW: Shape = Shape { what: "flow", attrs: &[], blocks: &["http"], flows: false, routes: false };
-const HTTP: Shape = Shape { what: "http", attrs: &["methods", "paths", "headers"], blocks: &[], flows: false, routes: false };
+const HTTP: Shape =
+    Shape { what: "http", attrs: &["methods", "paths", "headers"], blocks: &[], flows: false, routes: false };
 
 const PROTOCOLS: &[(&str, Protocol)] = &[
     ("tcp", Protocol::Tcp),
@@ -49,10 +74,12 @@ const PROTOCOLS: &[(&str, Protocol)] = &[
     ("grpc", Protocol::Grpc),
     ("tls", Protocol::Tls),
 ];
-const LISTENER_PROTOCOLS: &[(&str, ListenerProtocol)] = &[("http", ListenerProtocol::Http), ("https", ListenerProtocol::Https)];
+const LISTENER_PROTOCOLS: &[(&str, ListenerProtocol)] =
+    &[("http", ListenerProtocol::Http), ("https", ListenerProtocol::Https)];
 const MTLS_MODES: &[(&str, MtlsMode)] = &[("strict", MtlsMode::Strict), ("permissive", MtlsMode::Permissive)];
 const HBONE_MODES: &[(&str, HboneMode)] = &[("per_flow", HboneMode::PerFlow), ("mesh_wide", HboneMode::MeshWide)];
-const WAYPOINT_FOR: &[(&str, WaypointFor)] = &[("service", WaypointFor::Service), ("workload", WaypointFor::Workload), ("all", WaypointFor::All)];
+const WAYPOINT_FOR: &[(&str, WaypointFor)] =
+    &[("service", WaypointFor::Service), ("workload", WaypointFor::Workload), ("all", WaypointFor::All)];
 
 /// Names that cannot name a workload or gateway.
 const RESERVED: &[&str] = &["world"];
@@ -60,7 +87,8 @@ const RESERVED: &[&str] = &["world"];
 /// Resolves a loaded program. Files that did not parse are skipped (their
 /// syntax errors are already in `loaded.diagnostics`).
 pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
-    let files: Vec<(&ast::File, bool)> = loaded.files.iter().filter_map(|f| f.ast.as_ref().map(|a| (a, f.is_stdlib))).collect();
+    let files: Vec<(&ast::File, bool)> =
+        loaded.files.iter().filter_map(|f| f.ast.as_ref().map(|a| (a, f.is_stdlib))).collect();
     let mut diags = Vec::new();
 
     // Constants first: they are program-wide.
@@ -78,7 +106,13 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
     }
     let values = Values { consts: &consts, used: RefCell::new(Default::default()) };
 
-    let mut r = Resolver { values: &values, diags, program: Program::default(), pending_flows: Vec::new(), pending_routes: Vec::new() };
+    let mut r = Resolver {
+        values: &values,
+        diags,
+        program: Program::default(),
+        pending_flows: Vec::new(),
+        pending_routes: Vec::new(),
+    };
 
     // Top-level statements of every file, sorted by kind.
     let mut options: Vec<(&Block, bool)> = Vec::new();
@@ -113,8 +147,13 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
     for (name, l) in &consts {
         if !used.contains(name) {
             r.diags.push(
-                Diagnostic::new(codes::UNUSED_CONSTANT, format!("constant `{name}` is never used"), l.name.span, "unused")
-                    .with_help("remove it, or use it in an attribute"),
+                Diagnostic::new(
+                    codes::UNUSED_CONSTANT,
+                    format!("constant `{name}` is never used"),
+                    l.name.span,
+                    "unused",
+                )
+                .with_help("remove it, or use it in an attribute"),
             );
         }
     }
@@ -154,8 +193,13 @@ impl<'a> Resolver<'a> {
             Some(n) => Some(self.name(n, what)),
             None => {
                 self.diags.push(
-                    Diagnostic::new(codes::BLOCK_LABEL, format!("this `{}` block has no name", b.kind.text), b.kind.span, "name missing")
-                        .with_help(format!("write `{} {example} {{ ... }}`", b.kind.text)),
+                    Diagnostic::new(
+                        codes::BLOCK_LABEL,
+                        format!("this `{}` block has no name", b.kind.text),
+                        b.kind.span,
+                        "name missing",
+                    )
+                    .with_help(format!("write `{} {example} {{ ... }}`", b.kind.text)),
                 );
                 None
             }
@@ -165,8 +209,13 @@ impl<'a> Resolver<'a> {
     fn no_name(&mut self, b: &Block) {
         if let Some(n) = &b.name {
             self.diags.push(
-                Diagnostic::new(codes::BLOCK_LABEL, format!("a `{}` block takes no name", b.kind.text), n.span, "unexpected name")
-                    .with_help(format!("write `{} {{ ... }}`", b.kind.text)),
+                Diagnostic::new(
+                    codes::BLOCK_LABEL,
+                    format!("a `{}` block takes no name", b.kind.text),
+                    n.span,
+                    "unexpected name",
+                )
+                .with_help(format!("write `{} {{ ... }}`", b.kind.text)),
             );
         }
     }
@@ -237,8 +286,13 @@ impl<'a> Resolver<'a> {
                 Ok((s, sp)) => match typeck::parse_version(&s) {
                     Some(ver) => c.cilium_version = Spanned::new(ver, sp),
                     None => errs.push(
-                        Diagnostic::new(codes::TYPE_MISMATCH, format!("`{s}` is not a version"), sp, "expected `major.minor`")
-                            .with_help("write the Cilium version as \"1.18\" or \"1.18.3\""),
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            format!("`{s}` is not a version"),
+                            sp,
+                            "expected `major.minor`",
+                        )
+                        .with_help("write the Cilium version as \"1.18\" or \"1.18.3\""),
                     ),
                 },
                 Err(d) => errs.push(d),
@@ -356,7 +410,14 @@ impl<'a> Resolver<'a> {
 
     /// Adds a workload or gateway; the two share one set of names, because a
     /// flow names either without saying which.
-    fn add_named<T>(&mut self, ns: NamespaceId, name: Spanned<String>, what: &str, list: impl Fn(&mut Namespace) -> &mut Vec<T>, item: T) -> bool {
+    fn add_named<T>(
+        &mut self,
+        ns: NamespaceId,
+        name: Spanned<String>,
+        what: &str,
+        list: impl Fn(&mut Namespace) -> &mut Vec<T>,
+        item: T,
+    ) -> bool {
         let Some(n) = self.program.namespaces.get_mut(ns.0) else { return false };
         let first = n
             .workloads
@@ -372,8 +433,13 @@ impl<'a> Resolver<'a> {
         if RESERVED.contains(&name.value.as_str()) {
             if let Some(span) = name.span {
                 self.diags.push(
-                    Diagnostic::new(codes::RESERVED_NAME, format!("`{}` is a reserved word", name.value), span, "reserved")
-                        .with_help(format!("`{}` means traffic from outside the cluster; choose another name", name.value)),
+                    Diagnostic::new(
+                        codes::RESERVED_NAME,
+                        format!("`{}` is a reserved word", name.value),
+                        span,
+                        "reserved",
+                    )
+                    .with_help(format!("`{}` means traffic from outside the cluster; choose another name", name.value)),
                 );
             }
             return false;
@@ -408,8 +474,13 @@ impl<'a> Resolver<'a> {
                 self.no_name(inner);
                 if selector.is_some() {
                     self.diags.push(
-                        Diagnostic::new(codes::DUPLICATE_ATTRIBUTE, "a workload has one `selector`", inner.kind.span, "second selector")
-                            .with_help("put every label in one `selector` block"),
+                        Diagnostic::new(
+                            codes::DUPLICATE_ATTRIBUTE,
+                            "a workload has one `selector`",
+                            inner.kind.span,
+                            "second selector",
+                        )
+                        .with_help("put every label in one `selector` block"),
                     );
                     continue;
                 }
@@ -424,8 +495,9 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        let mut selector =
-            selector.unwrap_or_else(|| vec![(Spanned::default_value("app".into()), Spanned::default_value(name.value.clone()))]);
+        let mut selector = selector.unwrap_or_else(|| {
+            vec![(Spanned::default_value("app".into()), Spanned::default_value(name.value.clone()))]
+        });
         selector.sort_by(|a, b| a.0.value.cmp(&b.0.value));
         Some(Workload { name, service_account, selector, ports, span: b.span })
     }
@@ -435,17 +507,27 @@ impl<'a> Resolver<'a> {
         for s in &b.body.stmts {
             let Stmt::Attr(a) = s else {
                 self.diags.push(
-                    Diagnostic::new(codes::MISPLACED, format!("{} is not allowed in a selector", s.describe()), s.span(), "not a label")
-                        .with_help("a selector holds labels: `app = \"api\"`"),
+                    Diagnostic::new(
+                        codes::MISPLACED,
+                        format!("{} is not allowed in a selector", s.describe()),
+                        s.span(),
+                        "not a label",
+                    )
+                    .with_help("a selector holds labels: `app = \"api\"`"),
                 );
                 continue;
             };
             if let Some((first, _)) = out.iter().find(|(k, _)| k.value == a.key.text) {
                 if let Some(f) = first.span {
                     self.diags.push(
-                        Diagnostic::new(codes::DUPLICATE_ATTRIBUTE, format!("label `{}` is set twice", a.key.text), a.key.span, "set again here")
-                            .with_secondary(f, "first set here")
-                            .with_help("each label may be set only once"),
+                        Diagnostic::new(
+                            codes::DUPLICATE_ATTRIBUTE,
+                            format!("label `{}` is set twice", a.key.text),
+                            a.key.span,
+                            "set again here",
+                        )
+                        .with_secondary(f, "first set here")
+                        .with_help("each label may be set only once"),
                     );
                 }
                 continue;
@@ -515,8 +597,13 @@ impl<'a> Resolver<'a> {
         }
         if listeners.is_empty() {
             self.diags.push(
-                Diagnostic::new(codes::MISSING_ATTRIBUTE, format!("gateway `{}` has no listener", name.value), b.kind.span, "no listener")
-                    .with_help("add `listener http { port = 80 }`"),
+                Diagnostic::new(
+                    codes::MISSING_ATTRIBUTE,
+                    format!("gateway `{}` has no listener", name.value),
+                    b.kind.span,
+                    "no listener",
+                )
+                .with_help("add `listener http { port = 80 }`"),
             );
         }
         if name.value.len() > 57 {
@@ -550,13 +637,16 @@ impl<'a> Resolver<'a> {
             None => Spanned::default_value(ListenerProtocol::Http),
         };
         let hostname = match parts.attrs.get("hostname") {
-            Some(a) => match v.string(&a.value).and_then(|(s, sp)| typeck::parse_dns_name(&s, sp).map(|n| Spanned::new(n, sp))) {
-                Ok(h) => Some(h),
-                Err(d) => {
-                    self.diags.push(d);
-                    None
+            Some(a) => {
+                match v.string(&a.value).and_then(|(s, sp)| typeck::parse_dns_name(&s, sp).map(|n| Spanned::new(n, sp)))
+                {
+                    Ok(h) => Some(h),
+                    Err(d) => {
+                        self.diags.push(d);
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         let certificate = match parts.attrs.get("certificate") {
@@ -636,7 +726,10 @@ impl<'a> Resolver<'a> {
                             name.span,
                             "unqualified name at the top level",
                         )
-                        .with_help(format!("write `<namespace>/{}`, or move the flow into its namespace block", name.text)),
+                        .with_help(format!(
+                            "write `<namespace>/{}`, or move the flow into its namespace block",
+                            name.text
+                        )),
                     );
                     return None;
                 }
@@ -649,8 +742,12 @@ impl<'a> Resolver<'a> {
         if let Some(i) = n.gateways.iter().position(|g| g.name.value == name.text) {
             return Some(Named::Gateway(GatewayId { ns: ns_id, index: i }));
         }
-        let candidates: Vec<&str> =
-            n.workloads.iter().map(|w| w.name.value.as_str()).chain(n.gateways.iter().map(|g| g.name.value.as_str())).collect();
+        let candidates: Vec<&str> = n
+            .workloads
+            .iter()
+            .map(|w| w.name.value.as_str())
+            .chain(n.gateways.iter().map(|g| g.name.value.as_str()))
+            .collect();
         let mut d = Diagnostic::new(
             codes::UNKNOWN_NAME,
             format!("no workload or gateway `{}` in namespace `{}`", name.text, n.name.value),
@@ -659,15 +756,19 @@ impl<'a> Resolver<'a> {
         );
         if let Some(s) = did_you_mean(&name.text, candidates.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
-        } else if let Some(other) = self
-            .program
-            .namespaces
-            .iter()
-            .find(|o| o.workloads.iter().any(|w| w.name.value == name.text) || o.gateways.iter().any(|g| g.name.value == name.text))
-        {
-            d = d.with_help(format!("`{}` is declared in namespace `{}`: write `{}/{}`", name.text, other.name.value, other.name.value, name.text));
+        } else if let Some(other) = self.program.namespaces.iter().find(|o| {
+            o.workloads.iter().any(|w| w.name.value == name.text)
+                || o.gateways.iter().any(|g| g.name.value == name.text)
+        }) {
+            d = d.with_help(format!(
+                "`{}` is declared in namespace `{}`: write `{}/{}`",
+                name.text, other.name.value, other.name.value, name.text
+            ));
         } else if self.find_namespace(&name.text).is_some() {
-            d = d.with_help(format!("to mean every workload of namespace `{}`, write `namespace({})`", name.text, name.text));
+            d = d.with_help(format!(
+                "to mean every workload of namespace `{}`, write `namespace({})`",
+                name.text, name.text
+            ));
         }
         self.diags.push(d);
         None
@@ -703,8 +804,13 @@ impl<'a> Resolver<'a> {
                             ),
                         },
                         other => self.diags.push(
-                            Diagnostic::new(codes::BAD_EXCEPT, "`namespace(...) except` lists workloads", other.span(), "not a workload")
-                                .with_help("write `namespace(x) except [a, b]` with workload names"),
+                            Diagnostic::new(
+                                codes::BAD_EXCEPT,
+                                "`namespace(...) except` lists workloads",
+                                other.span(),
+                                "not a workload",
+                            )
+                            .with_help("write `namespace(x) except [a, b]` with workload names"),
                         ),
                     }
                 }
@@ -779,8 +885,15 @@ impl<'a> Resolver<'a> {
                 },
                 Some(ast::PortRef::Name(i)) => {
                     r.diags.push(
-                        Diagnostic::new(codes::BAD_PORT_REF, format!("named port `{}` on an external destination", i.text), i.span, "not a number")
-                            .with_help("external destinations take port numbers, e.g. `:443`; port names belong to workloads"),
+                        Diagnostic::new(
+                            codes::BAD_PORT_REF,
+                            format!("named port `{}` on an external destination", i.text),
+                            i.span,
+                            "not a number",
+                        )
+                        .with_help(
+                            "external destinations take port numbers, e.g. `:443`; port names belong to workloads",
+                        ),
                     );
                     None
                 }
@@ -796,8 +909,13 @@ impl<'a> Resolver<'a> {
             }
             Target::Namespace { span, name } => {
                 self.diags.push(
-                    Diagnostic::new(codes::BAD_ENDPOINT, format!("`namespace({})` cannot be a destination", name.text), *span, "not a destination")
-                        .with_help("allow each destination workload port; flows go to a workload, a DNS name or a CIDR"),
+                    Diagnostic::new(
+                        codes::BAD_ENDPOINT,
+                        format!("`namespace({})` cannot be a destination", name.text),
+                        *span,
+                        "not a destination",
+                    )
+                    .with_help("allow each destination workload port; flows go to a workload, a DNS name or a CIDR"),
                 );
                 return None;
             }
@@ -820,13 +938,24 @@ impl<'a> Resolver<'a> {
             Target::Ref { ns, name, .. } => {
                 if let Some(x) = &e.except {
                     self.diags.push(
-                        Diagnostic::new(codes::BAD_EXCEPT, format!("destination `{}` cannot have `except`", name.text), x.span, "not allowed here")
-                            .with_help("to leave out sources, put `except` on the source: `namespace(x) except a -> b:port`"),
+                        Diagnostic::new(
+                            codes::BAD_EXCEPT,
+                            format!("destination `{}` cannot have `except`", name.text),
+                            x.span,
+                            "not allowed here",
+                        )
+                        .with_help(
+                            "to leave out sources, put `except` on the source: `namespace(x) except a -> b:port`",
+                        ),
                     );
                 }
                 match self.named(ns.as_ref(), name, scope)? {
-                    Named::Workload(id) => Dest::Workload { id, ports: self.workload_ports(id, e.port.as_ref(), name)? },
-                    Named::Gateway(id) => Dest::Gateway { id, listeners: self.gateway_listeners(id, e.port.as_ref(), name)? },
+                    Named::Workload(id) => {
+                        Dest::Workload { id, ports: self.workload_ports(id, e.port.as_ref(), name)? }
+                    }
+                    Named::Gateway(id) => {
+                        Dest::Gateway { id, listeners: self.gateway_listeners(id, e.port.as_ref(), name)? }
+                    }
                 }
             }
         };
@@ -836,16 +965,28 @@ impl<'a> Resolver<'a> {
     fn workload_ports(&mut self, id: WorkloadId, port: Option<&ast::PortRef>, at: &ast::Ident) -> Option<Vec<usize>> {
         let w = self.program.workload(id)?;
         let path = self.program.workload_path(id);
-        let listed = || w.ports.iter().map(|p| format!("`{}` ({})", p.name.value, p.number.value)).collect::<Vec<_>>().join(", ");
+        let listed = || {
+            w.ports.iter().map(|p| format!("`{}` ({})", p.name.value, p.number.value)).collect::<Vec<_>>().join(", ")
+        };
         let d = match port {
-            None if w.ports.is_empty() => Diagnostic::new(codes::UNKNOWN_PORT, format!("`{path}` declares no ports"), at.span, "no ports to allow")
-                .with_help("declare one: `port http { number = 8080, protocol = http }`"),
+            None if w.ports.is_empty() => Diagnostic::new(
+                codes::UNKNOWN_PORT,
+                format!("`{path}` declares no ports"),
+                at.span,
+                "no ports to allow",
+            )
+            .with_help("declare one: `port http { number = 8080, protocol = http }`"),
             None => return Some((0..w.ports.len()).collect()),
             Some(ast::PortRef::Name(i)) => {
                 if let Some(ix) = w.ports.iter().position(|p| p.name.value == i.text) {
                     return Some(vec![ix]);
                 }
-                let mut d = Diagnostic::new(codes::UNKNOWN_PORT, format!("`{path}` has no port `{}`", i.text), i.span, "unknown port");
+                let mut d = Diagnostic::new(
+                    codes::UNKNOWN_PORT,
+                    format!("`{path}` has no port `{}`", i.text),
+                    i.span,
+                    "unknown port",
+                );
                 if let Some(s) = did_you_mean(&i.text, w.ports.iter().map(|p| p.name.value.as_str())) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 } else if w.ports.is_empty() {
@@ -871,7 +1012,8 @@ impl<'a> Resolver<'a> {
                 } else {
                     format!("its ports are {}", listed())
                 };
-                Diagnostic::new(codes::UNKNOWN_PORT, format!("`{path}` has no port {n}"), t.span, "not declared").with_help(help)
+                Diagnostic::new(codes::UNKNOWN_PORT, format!("`{path}` has no port {n}"), t.span, "not declared")
+                    .with_help(help)
             }
         };
         self.diags.push(d);
@@ -893,14 +1035,24 @@ impl<'a> Resolver<'a> {
             return Some(vec![ix]);
         }
         let span = port.map_or(at.span, ast::PortRef::span);
-        let mut d = Diagnostic::new(codes::UNKNOWN_PORT, format!("gateway `{path}` has no such listener"), span, "unknown listener");
+        let mut d = Diagnostic::new(
+            codes::UNKNOWN_PORT,
+            format!("gateway `{path}` has no such listener"),
+            span,
+            "unknown listener",
+        );
         if let Some(ast::PortRef::Name(i)) = port {
             if let Some(s) = did_you_mean(&i.text, g.listeners.iter().map(|l| l.name.value.as_str())) {
                 d = d.with_help(format!("did you mean `{s}`?"));
             }
         }
         if d.help.is_empty() {
-            let listed = g.listeners.iter().map(|l| format!("`{}` ({})", l.name.value, l.port.value)).collect::<Vec<_>>().join(", ");
+            let listed = g
+                .listeners
+                .iter()
+                .map(|l| format!("`{}` ({})", l.name.value, l.port.value))
+                .collect::<Vec<_>>()
+                .join(", ");
             d = d.with_help(format!("its listeners are {listed}"));
         }
         self.diags.push(d);
@@ -916,8 +1068,13 @@ impl<'a> Resolver<'a> {
         if let Some(body) = &f.body {
             if f.kind != FlowKind::Allow {
                 self.diags.push(
-                    Diagnostic::new(codes::MISPLACED, format!("`{}` takes no body", f.kind.keyword()), body.span, "not allowed here")
-                        .with_help("an `expect` states a reachability fact about its endpoints and ports only"),
+                    Diagnostic::new(
+                        codes::MISPLACED,
+                        format!("`{}` takes no body", f.kind.keyword()),
+                        body.span,
+                        "not allowed here",
+                    )
+                    .with_help("an `expect` states a reachability fact about its endpoints and ports only"),
                 );
             } else {
                 let parts = split(&body.stmts, &FLOW, &mut self.diags);
@@ -925,8 +1082,15 @@ impl<'a> Resolver<'a> {
                     self.no_name(b);
                     if i > 0 {
                         self.diags.push(
-                            Diagnostic::new(codes::DUPLICATE_ATTRIBUTE, "a flow has one `http` block", b.kind.span, "second `http` block")
-                                .with_help("list every method, path and header in one `http` block, or write a second flow"),
+                            Diagnostic::new(
+                                codes::DUPLICATE_ATTRIBUTE,
+                                "a flow has one `http` block",
+                                b.kind.span,
+                                "second `http` block",
+                            )
+                            .with_help(
+                                "list every method, path and header in one `http` block, or write a second flow",
+                            ),
                         );
                         continue;
                     }
@@ -955,8 +1119,13 @@ impl<'a> Resolver<'a> {
                     Ok(Value::Str(s)) => (s.value.clone(), s.span),
                     Ok(other) => {
                         self.diags.push(
-                            Diagnostic::new(codes::TYPE_MISMATCH, format!("expected an HTTP method, found {}", other.describe()), other.span(), "not a method")
-                                .with_help("write methods as words: `methods = [GET, POST]`"),
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                format!("expected an HTTP method, found {}", other.describe()),
+                                other.span(),
+                                "not a method",
+                            )
+                            .with_help("write methods as words: `methods = [GET, POST]`"),
                         );
                         continue;
                     }
@@ -995,7 +1164,10 @@ impl<'a> Resolver<'a> {
                                 if let Some(d) = typeck::check_header(&e.key.text, e.key.span, &val, vs) {
                                     self.diags.push(d);
                                 } else {
-                                    m.headers.push((Spanned::new(e.key.text.to_ascii_lowercase(), e.key.span), Spanned::new(val, vs)));
+                                    m.headers.push((
+                                        Spanned::new(e.key.text.to_ascii_lowercase(), e.key.span),
+                                        Spanned::new(val, vs),
+                                    ));
                                 }
                             }
                             Err(d) => self.diags.push(d),
@@ -1015,7 +1187,10 @@ impl<'a> Resolver<'a> {
             Ok([]) => {
                 self.diags.push(
                     Diagnostic::new(codes::EMPTY, format!("`{}` is empty", a.key.text), a.value.span(), "empty list")
-                        .with_help(format!("an empty list matches nothing; list at least one value or remove `{}` to match any", a.key.text)),
+                        .with_help(format!(
+                            "an empty list matches nothing; list at least one value or remove `{}` to match any",
+                            a.key.text
+                        )),
                 );
                 None
             }
@@ -1035,8 +1210,16 @@ impl<'a> Resolver<'a> {
             }
             None if r.path.value.contains('*') => {
                 self.diags.push(
-                    Diagnostic::new(codes::BAD_PATH, "route paths are prefixes and take no `*`", r.path.span, "wildcard")
-                        .with_help(format!("write `\"{}\"`: a route matches every path under its prefix", r.path.value.trim_end_matches('*'))),
+                    Diagnostic::new(
+                        codes::BAD_PATH,
+                        "route paths are prefixes and take no `*`",
+                        r.path.span,
+                        "wildcard",
+                    )
+                    .with_help(format!(
+                        "write `\"{}\"`: a route matches every path under its prefix",
+                        r.path.value.trim_end_matches('*')
+                    )),
                 );
                 None
             }
@@ -1047,8 +1230,13 @@ impl<'a> Resolver<'a> {
                 Named::Workload(w) => Some((w, name)),
                 Named::Gateway(_) => {
                     self.diags.push(
-                        Diagnostic::new(codes::WRONG_KIND, format!("`{}` is a gateway", name.text), name.span, "routes go to workloads")
-                            .with_help("route to the workload behind it"),
+                        Diagnostic::new(
+                            codes::WRONG_KIND,
+                            format!("`{}` is a gateway", name.text),
+                            name.span,
+                            "routes go to workloads",
+                        )
+                        .with_help("route to the workload behind it"),
                     );
                     None
                 }
@@ -1066,21 +1254,28 @@ impl<'a> Resolver<'a> {
             Some(p) => *self.workload_ports(backend, Some(p), at)?.first()?,
             None => {
                 let w = self.program.workload(backend)?;
-                let http: Vec<usize> = w.ports.iter().enumerate().filter(|(_, p)| p.protocol.value.is_http()).map(|(i, _)| i).collect();
+                let http: Vec<usize> =
+                    w.ports.iter().enumerate().filter(|(_, p)| p.protocol.value.is_http()).map(|(i, _)| i).collect();
                 match (http.as_slice(), w.ports.len()) {
                     ([one], _) => *one,
                     (_, 1) => 0,
                     _ => {
                         self.diags.push(
-                            Diagnostic::new(codes::UNKNOWN_PORT, format!("which port of `{}`?", at.text), at.span, "port not named")
-                                .with_help(format!("name the port: `route \"{}\" -> {}:PORT`", r.path.value, at.text)),
+                            Diagnostic::new(
+                                codes::UNKNOWN_PORT,
+                                format!("which port of `{}`?", at.text),
+                                at.span,
+                                "port not named",
+                            )
+                            .with_help(format!("name the port: `route \"{}\" -> {}:PORT`", r.path.value, at.text)),
                         );
                         return None;
                     }
                 }
             }
         };
-        let mut route = Route { path: path?, backend, port, listeners: Vec::new(), hostnames: Vec::new(), span: r.span };
+        let mut route =
+            Route { path: path?, backend, port, listeners: Vec::new(), hostnames: Vec::new(), span: r.span };
         if let Some(body) = &r.body {
             let parts = split(&body.stmts, &ROUTE, &mut self.diags);
             let v = self.values;
@@ -1088,8 +1283,13 @@ impl<'a> Resolver<'a> {
                 for item in self.non_empty_list(a).unwrap_or(&[]) {
                     let Value::Ident(i) = item else {
                         self.diags.push(
-                            Diagnostic::new(codes::TYPE_MISMATCH, format!("expected a listener name, found {}", item.describe()), item.span(), "not a name")
-                                .with_help("write listener names as words: `listeners = [https]`"),
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                format!("expected a listener name, found {}", item.describe()),
+                                item.span(),
+                                "not a name",
+                            )
+                            .with_help("write listener names as words: `listeners = [https]`"),
                         );
                         continue;
                     };
@@ -1097,7 +1297,12 @@ impl<'a> Resolver<'a> {
                     match g.listeners.iter().position(|l| l.name.value == i.text) {
                         Some(ix) => route.listeners.push(Spanned::new(ix, i.span)),
                         None => {
-                            let mut d = Diagnostic::new(codes::UNKNOWN_PORT, format!("gateway `{}` has no listener `{}`", g.name.value, i.text), i.span, "unknown listener");
+                            let mut d = Diagnostic::new(
+                                codes::UNKNOWN_PORT,
+                                format!("gateway `{}` has no listener `{}`", g.name.value, i.text),
+                                i.span,
+                                "unknown listener",
+                            );
                             if let Some(s) = did_you_mean(&i.text, g.listeners.iter().map(|l| l.name.value.as_str())) {
                                 d = d.with_help(format!("did you mean `{s}`?"));
                             }
@@ -1108,7 +1313,8 @@ impl<'a> Resolver<'a> {
             }
             if let Some(a) = parts.attrs.get("hostnames") {
                 for item in self.non_empty_list(a).unwrap_or(&[]) {
-                    match v.string(item).and_then(|(s, sp)| typeck::parse_dns_name(&s, sp).map(|n| Spanned::new(n, sp))) {
+                    match v.string(item).and_then(|(s, sp)| typeck::parse_dns_name(&s, sp).map(|n| Spanned::new(n, sp)))
+                    {
                         Ok(h) => route.hostnames.push(h),
                         Err(d) => self.diags.push(d),
                     }

@@ -54,21 +54,13 @@ impl Builder {
     }
 
     fn malformed(&mut self, span: Span) {
-        self.diags.push(Diagnostic::new(
-            codes::SYNTAX,
-            "malformed statement",
-            span,
-            "the parser could not read this",
-        ));
+        self.diags.push(Diagnostic::new(codes::SYNTAX, "malformed statement", span, "the parser could not read this"));
     }
 
     pub fn file(&mut self, mut pairs: Pairs<'_, Rule>) -> Option<File> {
         let file = pairs.next()?;
         let span = self.span(&file);
-        let stmts = inner(file)
-            .filter(|p| p.as_rule() != Rule::EOI)
-            .filter_map(|p| self.stmt(p))
-            .collect();
+        let stmts = inner(file).filter(|p| p.as_rule() != Rule::EOI).filter_map(|p| self.stmt(p)).collect();
         Some(File { stmts, span })
     }
 

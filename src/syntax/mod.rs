@@ -40,8 +40,21 @@ pub struct Parsed {
 /// The keywords and block kinds a statement can start with, for did-you-mean
 /// on syntax errors.
 const STATEMENT_WORDS: &[&str] = &[
-    "import", "let", "allow", "expect", "route", "namespace", "workload", "gateway", "waypoint",
-    "listener", "port", "selector", "mesh", "cluster", "http",
+    "import",
+    "let",
+    "allow",
+    "expect",
+    "route",
+    "namespace",
+    "workload",
+    "gateway",
+    "waypoint",
+    "listener",
+    "port",
+    "selector",
+    "mesh",
+    "cluster",
+    "http",
 ];
 
 pub fn parse(source: SourceId, text: &str) -> Parsed {
@@ -95,11 +108,7 @@ fn trivia(source: SourceId, text: &str, pairs: Pairs<'_, Rule>) -> Trivia {
             let s = p.as_span();
             let line_start = text.get(..s.start()).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
             let own_line = text.get(line_start..s.start()).is_some_and(|t| t.trim().is_empty());
-            Comment {
-                text: p.as_str().trim_end().to_string(),
-                span: Span::new(source, s.start(), s.end()),
-                own_line,
-            }
+            Comment { text: p.as_str().trim_end().to_string(), span: Span::new(source, s.start(), s.end()), own_line }
         })
         .collect();
     Trivia { comments }

@@ -1,0 +1,141 @@
+//! The binary end to end: exit codes, output streams, `fmt` in place.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn ztp(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ztp"));
+    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ztp-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn check_exit_codes() {
+    assert_eq!(code(&ztp(&["check", "examples/hello-db"], None)), 0);
+    assert_eq!(code(&ztp(&["check", "examples/hello-db/main.ztp"], None)), 0);
+    let bad = ztp(&["check", "tests/fixtures/diagnostics"], None);
+    assert_eq!(code(&bad), 1);
+    assert_eq!(code(&ztp(&["check", "does/not/exist"], None)), 2);
+    assert_eq!(code(&ztp(&["check", "--no-such-flag"], None)), 2);
+}
+
+#[test]
+fn check_human_output_names_file_line_and_column() {
+    let dir = scratch("human");
+    std::fs::write(dir.join("a.ztp"), "namespace demo {\n  workload api {}\n  allow api -> apii\n}\n").unwrap();
+    let o = ztp(&["check", dir.join("a.ztp").to_str().unwrap()], None);
+    assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[Z0201]"), "{err}");
+    assert!(err.contains("a.ztp:3:"), "{err}");
+    assert!(err.contains("did you mean `api`?"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn check_json_is_one_object_per_line_on_stdout() {
+    let dir = scratch("json");
+    std::fs::write(dir.join("a.ztp"), "namespace Demo {\n  workload api { port p { number = 0 } }\n}\n").unwrap();
+    let o = ztp(&["check", "--message-format", "json", dir.join("a.ztp").to_str().unwrap()], None);
+    assert_eq!(code(&o), 1);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for l in &lines {
+        for key in ["code", "severity", "message", "file", "start", "end"] {
+            assert!(l.get(key).is_some(), "{key} missing in {l}");
+        }
+        assert!(l["start"]["byte"].is_u64() && l["start"]["line"].is_u64() && l["start"]["column"].is_u64());
+    }
+    assert_eq!(lines[0]["code"], "Z0411");
+    assert_eq!(lines[0]["start"]["line"], 1);
+    assert_eq!(lines[0]["start"]["column"], 11);
+}
+
+#[test]
+fn warnings_fail_only_with_deny_warnings() {
+    let dir = scratch("warn");
+    std::fs::write(dir.join("a.ztp"), "let unused = 1\nnamespace demo {}\n").unwrap();
+    let file = dir.join("a.ztp");
+    let f = file.to_str().unwrap();
+    assert_eq!(code(&ztp(&["check", f], None)), 0);
+    assert_eq!(code(&ztp(&["check", "--deny-warnings", f], None)), 1);
+}
+
+#[test]
+fn fmt_rewrites_checks_and_reads_stdin() {
+    let dir = scratch("fmt");
+    let messy = "namespace demo{workload api{port http{number=80,protocol=http}}}\n";
+    let file = dir.join("a.ztp");
+    std::fs::write(&file, messy).unwrap();
+    let f = file.to_str().unwrap();
+    let o = ztp(&["fmt", "--check", f], None);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("a.ztp"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), messy, "--check changed the file");
+    assert_eq!(code(&ztp(&["fmt", f], None)), 0);
+    let formatted = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        formatted,
+        "namespace demo {\n  workload api {\n    port http { number = 80, protocol = http }\n  }\n}\n"
+    );
+    assert_eq!(code(&ztp(&["fmt", "--check", f], None)), 0);
+    let o = ztp(&["fmt", "-"], Some(messy));
+    assert_eq!(code(&o), 0);
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), formatted);
+    let o = ztp(&["fmt", "--stdin"], Some(messy));
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), formatted);
+}
+
+#[test]
+fn fmt_leaves_a_file_that_does_not_parse_untouched() {
+    let dir = scratch("fmt-bad");
+    let broken = "namespace demo {\n  workload api {\n";
+    let file = dir.join("b.ztp");
+    std::fs::write(&file, broken).unwrap();
+    let o = ztp(&["fmt", file.to_str().unwrap()], None);
+    assert_eq!(code(&o), 1);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), broken);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Z0001"));
+    // From stdin, the text comes back unchanged so editors keep the buffer.
+    let o = ztp(&["fmt", "-"], Some(broken));
+    assert_eq!(code(&o), 1);
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), broken);
+}
+
+#[test]
+fn codes_lists_and_explains() {
+    let o = ztp(&["codes"], None);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Z0201"));
+    let o = ztp(&["codes", "z0201"], None);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("# Z0201"));
+    assert_eq!(code(&ztp(&["codes", "Z9999"], None)), 2);
+}
+
+#[test]
+fn readme_commands_work() {
+    // The README's first command runs ztp on an example.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(readme.contains("cargo run -- check examples/hello-db"));
+    assert!(readme.contains("cargo test --locked"));
+}

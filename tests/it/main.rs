@@ -1,0 +1,9 @@
+//! The integration tests, in one binary to keep link times down.
+
+mod cli;
+mod codes;
+mod diagnostics;
+mod examples;
+mod fmt;
+mod robustness;
+mod support;
