@@ -15,6 +15,9 @@ pub struct File {
     pub span: Span,
 }
 
+// Statements are built once and walked a few times; boxing the larger
+// variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stmt {
     Import(Import),

@@ -68,10 +68,15 @@ impl fmt::Display for Cidr {
 /// Parses `addr/prefix`, requiring the canonical form (Z0408, Z0409, Z0421).
 pub fn parse_cidr(text: &str, span: Span) -> Result<Cidr, Diagnostic> {
     let Some((addr_text, prefix_text)) = text.split_once('/') else {
-        let suggestion = match text.parse::<IpAddr>() {
-            Ok(IpAddr::V4(_)) => format!("write `{text}/32` for this one address"),
-            Ok(IpAddr::V6(_)) => format!("write `{text}/128` for this one address"),
-            Err(_) => "a CIDR is an address and a prefix length, such as `10.0.0.0/8`".into(),
+        let port_meant =
+            text.rsplit_once(':').filter(|(a, p)| a.parse::<std::net::Ipv6Addr>().is_ok() && p.parse::<u16>().is_ok());
+        let suggestion = match (text.parse::<IpAddr>(), port_meant) {
+            (Ok(IpAddr::V6(_)), Some((addr, port))) => format!(
+                "write `{text}/128` for this one address; if `:{port}` is a port, write `{addr}/128:{port}` (the port follows the prefix)"
+            ),
+            (Ok(IpAddr::V4(_)), _) => format!("write `{text}/32` for this one address"),
+            (Ok(IpAddr::V6(_)), None) => format!("write `{text}/128` for this one address"),
+            (Err(_), _) => "a CIDR is an address and a prefix length, such as `10.0.0.0/8`".into(),
         };
         return Err(Diagnostic::new(
             codes::CIDR_PREFIX_MISSING,
@@ -150,10 +155,22 @@ pub fn parse_dns_name(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
         return Err(bad("empty name".into(), help));
     }
     if text.contains("://") || text.contains('/') || text.contains(':') {
-        return Err(bad(
-            "a DNS name has no scheme, path or port".into(),
-            "write only the host name; put the port after the string: `\"api.github.com\":443`",
-        ));
+        // Suggest the host part alone.
+        let host = text.split_once("://").map_or(text, |(_, rest)| rest);
+        let host = host.split(['/', ':']).next().unwrap_or(host);
+        let help = if host.is_empty() {
+            "write only the host name; put the port after the string: `\"api.github.com\":443`".to_string()
+        } else {
+            format!("write only the host name; put the port after the string: `\"{host}\":443`")
+        };
+        return Err(bad("a DNS name has no scheme, path or port".into(), &help));
+    }
+    if text.parse::<IpAddr>().is_ok() {
+        return Err(Diagnostic::new(code, format!("`{text}` is an IP address, not a DNS name"), span, "IP address")
+            .with_help(format!(
+                "write addresses as CIDRs, without quotes: `{text}/{}:443`",
+                if text.contains(':') { 128 } else { 32 }
+            )));
     }
     if text.len() > 255 {
         return Err(bad(format!("{} characters, at most 255 are allowed", text.len()), help));
@@ -177,6 +194,31 @@ pub fn parse_dns_name(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
         }
     }
     let lower = trimmed.to_ascii_lowercase();
+    Ok(if pattern { DnsName::Pattern(lower) } else { DnsName::Name(lower) })
+}
+
+/// A Gateway API hostname (listener `hostname`, route `hostnames`): a DNS
+/// name of lower-case letters, digits, `-` and `.`, or one with a leading
+/// `*.` label; never an IP address.
+pub fn parse_hostname(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
+    let pattern = text.starts_with("*.");
+    let rest = text.strip_prefix("*.").unwrap_or(text);
+    let code = if text.contains('*') { codes::BAD_FQDN_PATTERN } else { codes::BAD_FQDN };
+    let bad = |why: &str| {
+        Diagnostic::new(code, format!("`{text}` is not a valid gateway hostname"), span, why.to_string()).with_help(
+            "Gateway API hostnames are an exact name (`shop.example.com`) or one leading wildcard label (`*.example.com`)",
+        )
+    };
+    if text.parse::<IpAddr>().is_ok() {
+        return Err(bad("an IP address is not a hostname"));
+    }
+    if rest.contains('*') {
+        return Err(bad("`*` is only allowed as the whole first label, `*.`"));
+    }
+    if rest.len() > 253 || !is_dns1123_subdomain(&rest.to_ascii_lowercase()) || rest.contains('_') {
+        return Err(bad("not a lower-case DNS name"));
+    }
+    let lower = text.to_ascii_lowercase();
     Ok(if pattern { DnsName::Pattern(lower) } else { DnsName::Name(lower) })
 }
 
@@ -240,6 +282,19 @@ pub fn check_service_account(name: &str, span: Span) -> Option<Diagnostic> {
             "not a DNS-1123 subdomain",
         )
         .with_help("service account names are lower-case letters, digits, `-` and `.`, at most 253 characters")
+    })
+}
+
+/// Secret names are DNS-1123 subdomains (Z0423).
+pub fn check_secret_name(name: &str, span: Span) -> Option<Diagnostic> {
+    (!is_dns1123_subdomain(name)).then(|| {
+        Diagnostic::new(
+            codes::BAD_SERVICE_ACCOUNT,
+            format!("`{name}` is not a valid secret name"),
+            span,
+            "not a DNS-1123 subdomain",
+        )
+        .with_help("secret names are lower-case letters, digits, `-` and `.`, at most 253 characters")
     })
 }
 
@@ -403,6 +458,17 @@ pub fn check_path(path: &str, span: Span) -> Option<Diagnostic> {
 /// ASCII (Z0416).
 pub fn check_header(name: &str, name_span: Span, value: &str, value_span: Span) -> Option<Diagnostic> {
     let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.starts_with(':') {
+        return Some(
+            Diagnostic::new(
+                codes::BAD_HEADER,
+                format!("`{name}` is an HTTP/2 pseudo-header"),
+                name_span,
+                "pseudo-header",
+            )
+            .with_help("match methods with `methods`, paths with `paths` and hosts with the gateway's `hostname`"),
+        );
+    }
     if name.is_empty() || !name.chars().all(tchar) {
         return Some(
             Diagnostic::new(
@@ -414,15 +480,15 @@ pub fn check_header(name: &str, name_span: Span, value: &str, value_span: Span) 
             .with_help("header names are letters, digits and `-` (and a few other symbols), e.g. `x-request-id`"),
         );
     }
-    if name.starts_with(':') || name.eq_ignore_ascii_case("host") {
+    if name.eq_ignore_ascii_case("host") {
         return Some(
             Diagnostic::new(
                 codes::BAD_HEADER,
                 format!("header `{name}` cannot be matched here"),
                 name_span,
-                "pseudo-header",
+                "the host is not a header rule",
             )
-            .with_help("match hosts with the gateway's `hostname` instead"),
+            .with_help("match hosts with the gateway's `hostname` or a route's `hostnames` instead"),
         );
     }
     if value.chars().any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic())) {
@@ -454,24 +520,38 @@ pub fn check(p: &Program) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for ns in &p.namespaces {
         for w in &ns.workloads {
-            duplicate_numbers(w.ports.iter().map(|port| (&port.number, &port.name.value)), "port", &mut out);
+            // TCP and UDP may share a number (DNS does); nothing else may.
+            let ports = w.ports.iter().map(|port| {
+                let udp = port.protocol.value == Protocol::Udp;
+                ((port.number.value, udp), &port.number, &port.name.value)
+            });
+            duplicate_numbers(ports, "port", "give each port its own number, or merge the two ports", &mut out);
         }
         for g in &ns.gateways {
-            duplicate_numbers(g.listeners.iter().map(|l| (&l.port, &l.name.value)), "listener port", &mut out);
+            // Listeners may share a port when their hostnames differ.
+            let listeners = g
+                .listeners
+                .iter()
+                .map(|l| ((l.port.value, l.hostname.as_ref().map(|h| h.value.to_string())), &l.port, &l.name.value));
+            duplicate_numbers(listeners, "listener port", "listeners on one port need different `hostname`s", &mut out);
+            listener_protocols(g, &mut out);
             for r in &g.routes {
                 route_protocol(p, r, &mut out);
             }
         }
     }
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
-    for f in &p.flows {
+    let mut flows: Vec<&Flow> = p.flows.iter().collect();
+    flows.sort_by_key(|f| (f.span.source, f.span.lo));
+    for f in flows {
         world_source(p, &f.src, &f.dst, &mut out);
         except_inside(&f.src.value, &f.dst.value, &mut out);
         if let Some(http) = &f.http {
             http_rules(p, http, &f.dst, &mut out);
         }
         self_flow(f, &mut out);
-        let key = format!("{:?}|{:?}|{:?}", f.src.value, f.dst.value, f.http.as_ref().map(http_key));
+        let key =
+            format!("{}|{}|{:?}", source_key(&f.src.value), dest_key(&f.dst.value), f.http.as_ref().map(http_key));
         if let Some(first) = seen.get(&key) {
             out.push(
                 Diagnostic::new(codes::DUPLICATE_FLOW, "this flow is declared twice", f.span, "declared again here")
@@ -495,14 +575,53 @@ fn http_key(h: &HttpMatch) -> String {
     format!("{methods:?}{paths:?}{headers:?}")
 }
 
-fn duplicate_numbers<'a>(
-    items: impl Iterator<Item = (&'a Spanned<u16>, &'a String)>,
+/// What a flow means, without spans: two flows with the same key are one.
+fn source_key(s: &Source) -> String {
+    match s {
+        Source::Workload(w) => format!("{w:?}"),
+        Source::Gateway(g) => format!("{g:?}"),
+        Source::Namespace { ns, except } => {
+            let mut e = except.clone();
+            e.sort();
+            format!("{ns:?}-{e:?}")
+        }
+        Source::World => "world".into(),
+        Source::Cidr(set) => cidr_key(set),
+    }
+}
+
+fn dest_key(d: &Dest) -> String {
+    match d {
+        Dest::Workload { id, ports } => {
+            let mut p = ports.clone();
+            p.sort();
+            format!("{id:?}{p:?}")
+        }
+        Dest::Gateway { id, listeners } => {
+            let mut l = listeners.clone();
+            l.sort();
+            format!("{id:?}{l:?}")
+        }
+        Dest::Fqdn { name, port } => format!("{}:{:?}", name.value, port.as_ref().map(|p| p.value)),
+        Dest::Cidr { set, port } => format!("{}:{:?}", cidr_key(set), port.as_ref().map(|p| p.value)),
+    }
+}
+
+fn cidr_key(set: &CidrSet) -> String {
+    let mut e: Vec<String> = set.except.iter().map(|c| c.value.to_string()).collect();
+    e.sort();
+    format!("{}-{e:?}", set.cidr.value)
+}
+
+fn duplicate_numbers<'a, K: Ord>(
+    items: impl Iterator<Item = (K, &'a Spanned<u16>, &'a String)>,
     what: &str,
+    help: &str,
     out: &mut Vec<Diagnostic>,
 ) {
-    let mut seen: BTreeMap<u16, (&'a Spanned<u16>, &'a String)> = BTreeMap::new();
-    for (num, name) in items {
-        if let Some((first, first_name)) = seen.get(&num.value) {
+    let mut seen: BTreeMap<K, (&'a Spanned<u16>, &'a String)> = BTreeMap::new();
+    for (key, num, name) in items {
+        if let Some((first, first_name)) = seen.get(&key) {
             if let (Some(span), Some(first_span)) = (num.span, first.span) {
                 out.push(
                     Diagnostic::new(
@@ -512,11 +631,42 @@ fn duplicate_numbers<'a>(
                         "used again here",
                     )
                     .with_secondary(first_span, "first used here")
-                    .with_help("give each port its own number, or merge the two ports"),
+                    .with_help(help.to_string()),
                 );
             }
         } else {
-            seen.insert(num.value, (num, name));
+            seen.insert(key, (num, name));
+        }
+    }
+}
+
+/// Listeners that share a port must share a protocol (Gateway API reports a
+/// `ProtocolConflict` otherwise).
+fn listener_protocols(g: &Gateway, out: &mut Vec<Diagnostic>) {
+    let mut first: BTreeMap<u16, &Listener> = BTreeMap::new();
+    for l in &g.listeners {
+        match first.get(&l.port.value) {
+            Some(f) if f.protocol.value != l.protocol.value => {
+                if let (Some(s), Some(fs)) = (l.port.span, f.port.span) {
+                    out.push(
+                        Diagnostic::new(
+                            codes::DUPLICATE_PORT_NUMBER,
+                            format!(
+                                "listeners `{}` and `{}` share port {} with different protocols",
+                                f.name.value, l.name.value, l.port.value
+                            ),
+                            s,
+                            "used again here",
+                        )
+                        .with_secondary(fs, "first used here")
+                        .with_help("listeners on one port must all be `http` or all be `https`"),
+                    );
+                }
+            }
+            Some(_) => {}
+            None => {
+                first.insert(l.port.value, l);
+            }
         }
     }
 }
@@ -543,9 +693,15 @@ fn world_source(p: &Program, src: &Spanned<Source>, dst: &Spanned<Dest>, out: &m
         return;
     }
     let (Some(s), Some(d)) = (src.span, dst.span) else { return };
-    let target = match &dst.value {
-        Dest::Workload { id, .. } => format!("workload `{}`", p.workload_path(*id)),
-        Dest::Fqdn { .. } | Dest::Cidr { .. } => "an external destination".into(),
+    let (target, help) = match &dst.value {
+        Dest::Workload { id, .. } => (
+            format!("workload `{}`", p.workload_path(*id)),
+            "declare a `gateway` with a listener and a `route` to this workload, then `allow world -> <gateway>`",
+        ),
+        Dest::Fqdn { .. } | Dest::Cidr { .. } => (
+            "an external destination".into(),
+            "`world` is already outside the cluster: flows from it enter through a gateway listener",
+        ),
         Dest::Gateway { .. } => return,
     };
     out.push(
@@ -556,9 +712,7 @@ fn world_source(p: &Program, src: &Spanned<Source>, dst: &Spanned<Dest>, out: &m
             "traffic from outside the cluster",
         )
         .with_secondary(d, "not a gateway")
-        .with_help(
-            "declare a `gateway` with a listener and a `route` to this workload, then `allow world -> <gateway>`",
-        ),
+        .with_help(help),
     );
 }
 
@@ -575,19 +729,19 @@ fn except_inside(src: &Source, dst: &Dest, out: &mut Vec<Diagnostic>) {
     ];
     for set in sets.into_iter().flatten() {
         for e in &set.except {
-            if !set.cidr.value.contains(&e.value) {
-                if let (Some(es), Some(cs)) = (e.span, set.cidr.span) {
-                    out.push(
-                        Diagnostic::new(
-                            codes::EXCEPT_OUTSIDE,
-                            format!("`{}` is not inside `{}`", e.value, set.cidr.value),
-                            es,
-                            "outside the block",
-                        )
-                        .with_secondary(cs, "the block it should narrow")
-                        .with_help("an `except` range must lie inside the CIDR it narrows; remove it or fix the range"),
-                    );
-                }
+            if !set.cidr.value.contains(&e.value)
+                && let (Some(es), Some(cs)) = (e.span, set.cidr.span)
+            {
+                out.push(
+                    Diagnostic::new(
+                        codes::EXCEPT_OUTSIDE,
+                        format!("`{}` is not inside `{}`", e.value, set.cidr.value),
+                        es,
+                        "outside the block",
+                    )
+                    .with_secondary(cs, "the block it should narrow")
+                    .with_help("an `except` range must lie inside the CIDR it narrows; remove it or fix the range"),
+                );
             }
         }
     }
@@ -637,13 +791,13 @@ fn http_rules(p: &Program, http: &HttpMatch, dst: &Spanned<Dest>, out: &mut Vec<
 }
 
 fn self_flow(f: &Flow, out: &mut Vec<Diagnostic>) {
-    if let (Source::Workload(a), Dest::Workload { id: b, .. }) = (&f.src.value, &f.dst.value) {
-        if a == b {
-            out.push(
+    if let (Source::Workload(a), Dest::Workload { id: b, .. }) = (&f.src.value, &f.dst.value)
+        && a == b
+    {
+        out.push(
                 Diagnostic::new(codes::SELF_FLOW, "flow from a workload to itself", f.span, "source and destination are the same")
                     .with_help("a pod reaching its own port needs no policy; if other replicas must talk to each other, keep this flow"),
             );
-        }
     }
 }
 

@@ -14,19 +14,26 @@ pub fn human(d: &Diagnostic, sources: &SourceMap, color: bool) -> String {
         Severity::Warning => ReportKind::Warning,
     };
     let span = |s: crate::source::Span| -> (String, Range<usize>) {
-        let len = sources.text(s.source).len();
-        let lo = s.lo.min(len);
-        (sources.name(s.source).to_string(), lo..s.hi.clamp(lo, len))
+        let text = sources.text(s.source);
+        let floor = |mut i: usize| {
+            i = i.min(text.len());
+            while !text.is_char_boundary(i) {
+                i -= 1;
+            }
+            i
+        };
+        let lo = floor(s.lo);
+        (sources.name(s.source).to_string(), lo..floor(s.hi).max(lo))
     };
     let config = Config::default().with_index_type(IndexType::Byte).with_color(color);
-    let mut report = Report::build(kind, span(d.primary.span))
-        .with_config(config)
-        .with_code(d.code)
-        .with_message(&d.message)
-        .with_label(ALabel::new(span(d.primary.span)).with_message(&d.primary.message).with_order(0));
-    for (i, l) in d.secondary.iter().enumerate() {
-        let order = i32::try_from(i + 1).unwrap_or(i32::MAX);
-        report = report.with_label(ALabel::new(span(l.span)).with_message(&l.message).with_order(order));
+    let mut report =
+        Report::build(kind, span(d.primary.span)).with_config(config).with_code(d.code).with_message(&d.message);
+    // ariadne starts a new source group whenever a label's line is above the
+    // previous label's, so labels go in in source order.
+    let mut labels: Vec<&super::Label> = std::iter::once(&d.primary).chain(&d.secondary).collect();
+    labels.sort_by_key(|l| (l.span.source, l.span.lo, l.span.hi));
+    for l in labels {
+        report = report.with_label(ALabel::new(span(l.span)).with_message(&l.message));
     }
     for h in &d.help {
         report = report.with_help(h);

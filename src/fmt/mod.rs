@@ -203,12 +203,12 @@ impl Printer<'_> {
     }
 
     fn body(&mut self, b: &Body) {
-        if let Some(flat) = self.flat_body(b) {
-            if self.column() + flat.chars().count() <= WIDTH {
-                self.out.push_str(&flat);
-                self.last_end = b.span.hi;
-                return;
-            }
+        if let Some(flat) = self.flat_body(b)
+            && self.column() + flat.chars().count() <= WIDTH
+        {
+            self.out.push_str(&flat);
+            self.last_end = b.span.hi;
+            return;
         }
         self.out.push('{');
         self.last_end = b.span.lo + 1;
@@ -240,13 +240,12 @@ impl Printer<'_> {
 
     fn value(&mut self, v: &Value) {
         let span = v.span();
-        if !self.has_comments(span.lo, span.hi) {
-            if let Some(flat) = flat_value(v) {
-                if self.column() + flat.chars().count() <= WIDTH || !matches!(v, Value::List(..) | Value::Map(..)) {
-                    self.out.push_str(&flat);
-                    return;
-                }
-            }
+        if !self.has_comments(span.lo, span.hi)
+            && let Some(flat) = flat_value(v)
+            && (self.column() + flat.chars().count() <= WIDTH || !matches!(v, Value::List(..) | Value::Map(..)))
+        {
+            self.out.push_str(&flat);
+            return;
         }
         match v {
             Value::List(items, span) => {

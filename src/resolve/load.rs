@@ -51,15 +51,18 @@ impl FileSystem for RealFs {
 /// An in-memory file system for tests and editors.
 #[derive(Default)]
 pub struct MemoryFs {
-    pub files: BTreeMap<PathBuf, String>,
+    pub files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl MemoryFs {
+    pub fn with(files: &[(&str, &str)]) -> Self {
+        MemoryFs { files: files.iter().map(|(p, t)| (PathBuf::from(p), t.as_bytes().to_vec())).collect() }
+    }
 }
 
 impl FileSystem for MemoryFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.files
-            .get(&normalize(path))
-            .map(|s| s.clone().into_bytes())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+        self.files.get(&normalize(path)).cloned().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
     }
 
     fn is_dir(&self, path: &Path) -> bool {
@@ -225,7 +228,7 @@ impl Loader<'_> {
                     Diagnostic::new(
                         codes::NOT_UTF8,
                         "file is not valid UTF-8",
-                        Span::new(id, at, at + 1),
+                        Span::new(id, at, at + '\u{FFFD}'.len_utf8()),
                         "invalid byte here",
                     )
                     .with_help("save the file as UTF-8"),
@@ -259,15 +262,18 @@ impl Loader<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        // Duplicates are judged by the file an import resolves to, so
+        // `"shared"` and `"./shared.ztp"` are the same import.
+        let mut seen: BTreeMap<SourceId, Span> = BTreeMap::new();
         let mut out = Vec::new();
         for imp in imports {
-            let key = imp.path.value.clone();
-            if let Some(first) = seen.get(&key) {
+            let Some(target) = self.resolve_import(id, &imp) else { continue };
+            if let Some(first) = seen.get(&target) {
+                let name = self.sources.name(target).to_string();
                 self.diagnostics.push(
                     Diagnostic::new(
                         codes::DUPLICATE_IMPORT,
-                        format!("`{key}` is imported twice"),
+                        format!("`{name}` is imported twice"),
                         imp.span,
                         "imported again here",
                     )
@@ -276,11 +282,9 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            seen.insert(key, imp.span);
-            if let Some(target) = self.resolve_import(id, &imp) {
-                self.edges.push((id, imp.span, target));
-                out.push(target);
-            }
+            seen.insert(target, imp.span);
+            self.edges.push((id, imp.span, target));
+            out.push(target);
         }
         out
     }
@@ -328,8 +332,22 @@ impl Loader<'_> {
             );
             return None;
         }
-        let candidates = [normalize(&base.join(path)), normalize(&base.join(format!("{path}.ztp")))];
-        for c in &candidates {
+        let as_written = normalize(&base.join(path));
+        let with_ext = normalize(&base.join(format!("{path}.ztp")));
+        let is_dir = as_written.as_os_str().is_empty() || self.fs.is_dir(&as_written);
+        if is_dir && self.fs.read(&with_ext).is_err() {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    codes::IMPORT_NOT_FOUND,
+                    format!("`{path}` is a directory"),
+                    imp.path.span,
+                    "not a file",
+                )
+                .with_help("import a `.ztp` file; a directory is a program of its own, checked with `ztp check DIR`"),
+            );
+            return None;
+        }
+        for c in [&as_written, &with_ext] {
             if let Some(id) = self.sources.find_file(c) {
                 return Some(id);
             }
@@ -345,7 +363,7 @@ impl Loader<'_> {
                 codes::IMPORT_NOT_FOUND,
                 format!("cannot find `{path}`"),
                 imp.path.span,
-                format!("looked for {}", candidates.first().map(|c| c.display().to_string()).unwrap_or_default()),
+                format!("looked for {} and {}", as_written.display(), with_ext.display()),
             )
             .with_help("local imports are relative to the importing file; stdlib modules start with `std/`"),
         );
@@ -407,7 +425,11 @@ impl Loader<'_> {
                 closing,
                 "this import closes the cycle",
             )
-            .with_help("move what both files need into a third file that both import");
+            .with_help(if chain.len() == 1 {
+                "a file cannot import itself; remove this import"
+            } else {
+                "move what both files need into a third file that both import"
+            });
             for (_, span) in chain.iter().rev().skip(1) {
                 d = d.with_secondary(*span, "imported here");
             }

@@ -19,7 +19,7 @@ use crate::hir::*;
 use crate::source::Span;
 use crate::typeck;
 use load::Loaded;
-use schema::{Shape, Values, missing, split};
+use schema::{Shape, Values, split};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -136,10 +136,10 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
         r.flow(f, scope);
     }
     for (route, gid) in std::mem::take(&mut r.pending_routes) {
-        if let Some(resolved) = r.route(route, gid) {
-            if let Some(gw) = r.program.namespaces.get_mut(gid.ns.0).and_then(|n| n.gateways.get_mut(gid.index)) {
-                gw.routes.push(resolved);
-            }
+        if let Some(resolved) = r.route(route, gid)
+            && let Some(gw) = r.program.namespaces.get_mut(gid.ns.0).and_then(|n| n.gateways.get_mut(gid.index))
+        {
+            gw.routes.push(resolved);
         }
     }
 
@@ -164,6 +164,11 @@ fn duplicate(what: &str, name: &str, span: Span, first: Span) -> Diagnostic {
     Diagnostic::new(codes::DUPLICATE_NAME, format!("{what} `{name}` is declared twice"), span, "declared again here")
         .with_secondary(first, "first declared here")
         .with_help(format!("rename one of them; {what} names must be unique"))
+}
+
+fn reserved(name: &str, span: Span) -> Diagnostic {
+    Diagnostic::new(codes::RESERVED_NAME, format!("`{name}` is a reserved word"), span, "reserved")
+        .with_help(format!("`{name}` means traffic from outside the cluster; choose another name"))
 }
 
 struct Resolver<'a> {
@@ -355,6 +360,10 @@ impl<'a> Resolver<'a> {
     fn declare_namespaces(&mut self, blocks: &[&'a Block]) {
         for b in blocks {
             let Some(name) = self.block_name(b, "namespace", "demo") else { continue };
+            if let (true, Some(span)) = (RESERVED.contains(&name.value.as_str()), name.span) {
+                self.diags.push(reserved(&name.value, span));
+                continue;
+            }
             let id = match self.find_namespace(&name.value) {
                 Some(id) => id,
                 None => {
@@ -427,21 +436,26 @@ impl<'a> Resolver<'a> {
             .find(|x| x.value == name.value)
             .and_then(|x| x.span);
         if let (Some(first), Some(span)) = (first, name.span) {
-            self.diags.push(duplicate(what, &name.value, span, first));
+            let other = if n.workloads.iter().any(|w| w.name.value == name.value) { "workload" } else { "gateway" };
+            let d = if other == what {
+                duplicate(what, &name.value, span, first)
+            } else {
+                Diagnostic::new(
+                    codes::DUPLICATE_NAME,
+                    format!("`{}` is already the name of a {other} in namespace `{}`", name.value, n.name.value),
+                    span,
+                    format!("this {what}"),
+                )
+                .with_secondary(first, format!("the {other}"))
+                .with_help(
+                    "workloads and gateways of one namespace share their names, because flows name either; rename one",
+                )
+            };
+            self.diags.push(d);
             return false;
         }
-        if RESERVED.contains(&name.value.as_str()) {
-            if let Some(span) = name.span {
-                self.diags.push(
-                    Diagnostic::new(
-                        codes::RESERVED_NAME,
-                        format!("`{}` is a reserved word", name.value),
-                        span,
-                        "reserved",
-                    )
-                    .with_help(format!("`{}` means traffic from outside the cluster; choose another name", name.value)),
-                );
-            }
+        if let (true, Some(span)) = (RESERVED.contains(&name.value.as_str()), name.span) {
+            self.diags.push(reserved(&name.value, span));
             return false;
         }
         list(n).push(item);
@@ -563,10 +577,8 @@ impl<'a> Resolver<'a> {
     fn port(&mut self, b: &'a Block) -> Option<Port> {
         let name = self.block_name(b, "port", "http")?;
         let parts = split(&b.body.stmts, &PORT, &mut self.diags);
-        let Some(number_attr) = parts.attrs.get("number") else {
-            self.diags.push(missing("port", "number", "8080", b.kind.span));
-            return None;
-        };
+        parts.require("port", "number", "8080", b.kind.span, &mut self.diags);
+        let number_attr = parts.attrs.get("number")?;
         let number = self.port_number(Some(number_attr))?;
         let protocol = match parts.attrs.get("protocol") {
             Some(a) => match self.values.word(&a.value, PROTOCOLS, "protocol") {
@@ -585,7 +597,7 @@ impl<'a> Resolver<'a> {
         let name = self.block_name(b, "gateway", "ingress")?;
         let parts = split(&b.body.stmts, &GATEWAY, &mut self.diags);
         let mut listeners: Vec<Listener> = Vec::new();
-        for l in parts.blocks {
+        for l in &parts.blocks {
             let Some(listener) = self.listener(l) else { continue };
             if let Some(first) = listeners.iter().find(|x| x.name.value == listener.name.value) {
                 if let (Some(s), Some(f)) = (listener.name.span, first.name.span) {
@@ -595,7 +607,7 @@ impl<'a> Resolver<'a> {
                 listeners.push(listener);
             }
         }
-        if listeners.is_empty() {
+        if parts.blocks.is_empty() {
             self.diags.push(
                 Diagnostic::new(
                     codes::MISSING_ATTRIBUTE,
@@ -606,13 +618,13 @@ impl<'a> Resolver<'a> {
                 .with_help("add `listener http { port = 80 }`"),
             );
         }
-        if name.value.len() > 57 {
-            if let Some(sp) = name.span {
-                self.diags.push(
+        if name.value.len() > 57
+            && let Some(sp) = name.span
+        {
+            self.diags.push(
                     Diagnostic::new(codes::BAD_DNS1123, format!("gateway name `{}` is too long", name.value), sp, "more than 57 characters")
                         .with_note("Istio names the gateway's deployment and service account `<gateway>-istio`, which must fit in 63 characters"),
                 );
-            }
         }
         Some((Gateway { name, listeners, routes: Vec::new(), span: b.span }, parts.routes))
     }
@@ -620,10 +632,8 @@ impl<'a> Resolver<'a> {
     fn listener(&mut self, b: &'a Block) -> Option<Listener> {
         let name = self.block_name(b, "listener", "http")?;
         let parts = split(&b.body.stmts, &LISTENER, &mut self.diags);
-        let Some(port_attr) = parts.attrs.get("port") else {
-            self.diags.push(missing("listener", "port", "80", b.kind.span));
-            return None;
-        };
+        parts.require("listener", "port", "80", b.kind.span, &mut self.diags);
+        let port_attr = parts.attrs.get("port")?;
         let port = self.port_number(Some(port_attr))?;
         let v = self.values;
         let protocol = match parts.attrs.get("protocol") {
@@ -638,7 +648,7 @@ impl<'a> Resolver<'a> {
         };
         let hostname = match parts.attrs.get("hostname") {
             Some(a) => {
-                match v.string(&a.value).and_then(|(s, sp)| typeck::parse_dns_name(&s, sp).map(|n| Spanned::new(n, sp)))
+                match v.string(&a.value).and_then(|(s, sp)| typeck::parse_hostname(&s, sp).map(|n| Spanned::new(n, sp)))
                 {
                     Ok(h) => Some(h),
                     Err(d) => {
@@ -652,9 +662,8 @@ impl<'a> Resolver<'a> {
         let certificate = match parts.attrs.get("certificate") {
             Some(a) => match v.string(&a.value) {
                 Ok((s, sp)) => {
-                    if let Some(d) = typeck::check_service_account(&s, sp) {
-                        // Secret names follow the same DNS-1123 subdomain rule.
-                        self.diags.push(Diagnostic { message: format!("`{s}` is not a valid secret name"), ..d });
+                    if let Some(d) = typeck::check_secret_name(&s, sp) {
+                        self.diags.push(d);
                     }
                     Some(Spanned::new(s, sp))
                 }
@@ -665,8 +674,11 @@ impl<'a> Resolver<'a> {
             },
             None => None,
         };
-        if protocol.value == ListenerProtocol::Https && certificate.is_none() {
-            self.diags.push(missing("listener", "certificate", "\"my-tls-secret\"", b.kind.span));
+        if protocol.value == ListenerProtocol::Https
+            && certificate.is_none()
+            && !parts.attrs.contains_key("certificate")
+        {
+            parts.require("listener", "certificate", "\"my-tls-secret\"", b.kind.span, &mut self.diags);
         }
         Some(Listener { name, port, protocol, hostname, certificate, span: b.span })
     }
@@ -702,8 +714,21 @@ impl<'a> Resolver<'a> {
                 ident.span,
                 "not declared",
             );
+            let is_workload = self.program.namespaces.iter().find(|n| {
+                n.workloads.iter().any(|w| w.name.value == ident.text)
+                    || n.gateways.iter().any(|g| g.name.value == ident.text)
+            });
             if let Some(s) = did_you_mean(&ident.text, self.program.namespaces.iter().map(|n| n.name.value.as_str())) {
                 d = d.with_help(format!("did you mean `{s}`?"));
+            } else if let Some(n) = is_workload {
+                d = d.with_help(format!(
+                    "`{}` is a workload or gateway of namespace `{}`: name it as `{}/{}`",
+                    ident.text, n.name.value, n.name.value, ident.text
+                ));
+            } else if RESERVED.contains(&ident.text.as_str()) {
+                d = d.with_help(format!("`{}` is a reserved word and cannot name a namespace", ident.text));
+            } else if ident.text == "monitoring" {
+                d = d.with_help("`import \"std/observability\"` declares `namespace monitoring` with Prometheus");
             } else {
                 d = d.with_help(format!("declare it: `namespace {} {{ ... }}`", ident.text));
             }
@@ -742,6 +767,20 @@ impl<'a> Resolver<'a> {
         if let Some(i) = n.gateways.iter().position(|g| g.name.value == name.text) {
             return Some(Named::Gateway(GatewayId { ns: ns_id, index: i }));
         }
+        if n.waypoints.iter().any(|w| w.name.value == name.text) {
+            self.diags.push(
+                Diagnostic::new(
+                    codes::WRONG_KIND,
+                    format!("`{}` is a waypoint", name.text),
+                    name.span,
+                    "not a workload or gateway",
+                )
+                .with_help(
+                    "waypoints are placed by ztp on the path of flows with `http` rules; name the workloads instead",
+                ),
+            );
+            return None;
+        }
         let candidates: Vec<&str> = n
             .workloads
             .iter()
@@ -774,7 +813,17 @@ impl<'a> Resolver<'a> {
         None
     }
 
+    fn empty_except(&mut self, e: &ast::Endpoint) {
+        if let Some(x) = e.except.as_ref().filter(|x| x.targets.is_empty()) {
+            self.diags.push(
+                Diagnostic::new(codes::EMPTY, "`except []` leaves nothing out", x.span, "empty list")
+                    .with_help("list what to leave out, or remove `except`"),
+            );
+        }
+    }
+
     fn source(&mut self, e: &ast::Endpoint, scope: Option<NamespaceId>) -> Option<Spanned<Source>> {
+        self.empty_except(e);
         if let Some(p) = &e.port {
             self.diags.push(
                 Diagnostic::new(codes::BAD_PORT_REF, "a source has no port", p.span(), "port on the source")
@@ -873,6 +922,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn dest(&mut self, e: &ast::Endpoint, scope: Option<NamespaceId>) -> Option<Spanned<Dest>> {
+        self.empty_except(e);
         let numeric_port = |r: &mut Self| -> Option<Option<Spanned<u16>>> {
             match &e.port {
                 None => Some(None),
@@ -1026,10 +1076,13 @@ impl<'a> Resolver<'a> {
         let found = match port {
             None => return Some((0..g.listeners.len()).collect()),
             Some(ast::PortRef::Name(i)) => g.listeners.iter().position(|l| l.name.value == i.text),
-            Some(ast::PortRef::Number(t)) => {
-                let n = t.text.parse::<u16>().ok();
-                g.listeners.iter().position(|l| Some(l.port.value) == n)
-            }
+            Some(ast::PortRef::Number(t)) => match typeck::parse_port(&t.text, t.span) {
+                Ok(n) => g.listeners.iter().position(|l| l.port.value == n),
+                Err(d) => {
+                    self.diags.push(d);
+                    return None;
+                }
+            },
         };
         if let Some(ix) = found {
             return Some(vec![ix]);
@@ -1041,10 +1094,10 @@ impl<'a> Resolver<'a> {
             span,
             "unknown listener",
         );
-        if let Some(ast::PortRef::Name(i)) = port {
-            if let Some(s) = did_you_mean(&i.text, g.listeners.iter().map(|l| l.name.value.as_str())) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
+        if let Some(ast::PortRef::Name(i)) = port
+            && let Some(s) = did_you_mean(&i.text, g.listeners.iter().map(|l| l.name.value.as_str()))
+        {
+            d = d.with_help(format!("did you mean `{s}`?"));
         }
         if d.help.is_empty() {
             let listed = g
@@ -1157,6 +1210,10 @@ impl<'a> Resolver<'a> {
         }
         if let Some(a) = parts.attrs.get("headers") {
             match v.map(&a.value) {
+                Ok([]) => self.diags.push(
+                    Diagnostic::new(codes::EMPTY, "`headers` is empty", a.value.span(), "empty map")
+                        .with_help("list at least one header, or remove `headers` to match any"),
+                ),
                 Ok(entries) => {
                     for e in entries {
                         match v.string(&e.value) {
@@ -1253,6 +1310,10 @@ impl<'a> Resolver<'a> {
         let port = match &r.port {
             Some(p) => *self.workload_ports(backend, Some(p), at)?.first()?,
             None => {
+                if self.program.workload(backend)?.ports.is_empty() {
+                    // The same report as a flow to a workload without ports.
+                    self.workload_ports(backend, None, at)?;
+                }
                 let w = self.program.workload(backend)?;
                 let http: Vec<usize> =
                     w.ports.iter().enumerate().filter(|(_, p)| p.protocol.value.is_http()).map(|(i, _)| i).collect();
@@ -1313,7 +1374,7 @@ impl<'a> Resolver<'a> {
             }
             if let Some(a) = parts.attrs.get("hostnames") {
                 for item in self.non_empty_list(a).unwrap_or(&[]) {
-                    match v.string(item).and_then(|(s, sp)| typeck::parse_dns_name(&s, sp).map(|n| Spanned::new(n, sp)))
+                    match v.string(item).and_then(|(s, sp)| typeck::parse_hostname(&s, sp).map(|n| Spanned::new(n, sp)))
                     {
                         Ok(h) => route.hostnames.push(h),
                         Err(d) => self.diags.push(d),

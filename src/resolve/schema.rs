@@ -40,23 +40,32 @@ const HOMES: &[(&str, &str)] = &[
 /// A body sorted by statement kind. Attributes keep their first occurrence.
 pub struct Parts<'a> {
     pub attrs: BTreeMap<&'a str, &'a Attr>,
+    /// Attributes the shape does not know (already reported).
+    pub unknown: Vec<&'a Attr>,
     pub blocks: Vec<&'a Block>,
     pub flows: Vec<&'a Flow>,
     pub routes: Vec<&'a Route>,
 }
 
 pub fn split<'a>(stmts: impl IntoIterator<Item = &'a Stmt>, shape: &Shape, diags: &mut Vec<Diagnostic>) -> Parts<'a> {
-    let mut parts = Parts { attrs: BTreeMap::new(), blocks: Vec::new(), flows: Vec::new(), routes: Vec::new() };
+    let mut parts = Parts {
+        attrs: BTreeMap::new(),
+        unknown: Vec::new(),
+        blocks: Vec::new(),
+        flows: Vec::new(),
+        routes: Vec::new(),
+    };
     for s in stmts {
         match s {
             Stmt::Attr(a) => {
                 if !shape.attrs.contains(&a.key.text.as_str()) {
                     diags.push(unknown_attribute(a, shape));
+                    parts.unknown.push(a);
                 } else if let Some(first) = parts.attrs.get(a.key.text.as_str()) {
                     diags.push(
                         Diagnostic::new(
                             codes::DUPLICATE_ATTRIBUTE,
-                            format!("`{}` is set twice in this {}", a.key.text, shape.what),
+                            format!("`{}` is set twice {}", a.key.text, place(shape.what)),
                             a.key.span,
                             "set again here",
                         )
@@ -85,7 +94,7 @@ pub fn split<'a>(stmts: impl IntoIterator<Item = &'a Stmt>, shape: &Shape, diags
                 diags.push(
                     Diagnostic::new(
                         codes::MISPLACED,
-                        format!("{} is not allowed in {}", s.describe(), shape.what),
+                        format!("{} is not allowed {}", s.describe(), place(shape.what)),
                         s.span(),
                         "not allowed here",
                     )
@@ -119,7 +128,7 @@ fn unknown_block(b: &Block, shape: &Shape) -> Diagnostic {
     if let Some((_, home)) = HOMES.iter().find(|(k, _)| *k == kind) {
         return Diagnostic::new(
             codes::MISPLACED,
-            format!("a `{kind}` block is not allowed in {}", shape.what),
+            format!("{} block is not allowed {}", article(kind), place(shape.what)),
             b.kind.span,
             "not allowed here",
         )
@@ -127,7 +136,7 @@ fn unknown_block(b: &Block, shape: &Shape) -> Diagnostic {
     }
     let mut d = Diagnostic::new(
         codes::UNKNOWN_BLOCK,
-        format!("unknown block `{kind}` in {}", shape.what),
+        format!("unknown block `{kind}` {}", place(shape.what)),
         b.kind.span,
         "unknown block",
     );
@@ -141,10 +150,16 @@ fn unknown_block(b: &Block, shape: &Shape) -> Diagnostic {
     d
 }
 
-fn article(what: &str) -> String {
+/// "in a `workload`", "at the top level".
+fn place(what: &str) -> String {
+    if what.starts_with("the ") { format!("at {what}") } else { format!("in {}", article(what)) }
+}
+
+/// "a `workload`", "an `http`", "the top level".
+pub fn article(what: &str) -> String {
     if what.starts_with("the ") {
         what.to_string()
-    } else if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+    } else if what.starts_with(['a', 'e', 'i', 'o', 'u', 'h']) {
         format!("an `{what}`")
     } else {
         format!("a `{what}`")
@@ -156,15 +171,28 @@ fn list(items: &[&str]) -> String {
     v.join(", ")
 }
 
-/// Reports a required attribute that is missing (Z0104).
-pub fn missing(what: &str, attr: &str, example: &str, at: Span) -> Diagnostic {
-    Diagnostic::new(
-        codes::MISSING_ATTRIBUTE,
-        format!("{} needs `{attr}`", article(what)),
-        at,
-        format!("no `{attr}` here"),
-    )
-    .with_help(format!("add `{attr} = {example}`"))
+impl Parts<'_> {
+    /// Whether an unknown attribute is a misspelling of `name` (already
+    /// reported with a suggestion, so "missing" would say it twice).
+    pub fn misspelt(&self, name: &str) -> bool {
+        self.unknown.iter().any(|a| did_you_mean(&a.key.text, [name]).is_some())
+    }
+
+    /// Reports a required attribute that is missing (Z0104), unless it is
+    /// only misspelt.
+    pub fn require(&self, what: &str, attr: &str, example: &str, at: Span, diags: &mut Vec<Diagnostic>) {
+        if !self.attrs.contains_key(attr) && !self.misspelt(attr) {
+            diags.push(
+                Diagnostic::new(
+                    codes::MISSING_ATTRIBUTE,
+                    format!("{} needs `{attr}`", article(what)),
+                    at,
+                    format!("no `{attr}` here"),
+                )
+                .with_help(format!("add `{attr} = {example}`")),
+            );
+        }
+    }
 }
 
 /// Typed reads of attribute values, following `let` constants.
@@ -175,15 +203,29 @@ pub struct Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    /// The value behind a bare word, if it names a constant.
+    /// The value behind a bare word, if it names a constant; constants may
+    /// name other constants (followed a bounded number of times, so a cycle
+    /// ends as an unknown word).
     fn constant(&self, v: &'a Value) -> Option<&'a Value> {
-        if let Value::Ident(i) = v {
-            if let Some(l) = self.consts.get(&i.text) {
-                self.used.borrow_mut().insert(i.text.clone());
-                return Some(&l.value);
-            }
+        let mut cur = v;
+        let mut found = None;
+        for _ in 0..16 {
+            let Value::Ident(i) = cur else { break };
+            let Some(l) = self.consts.get(&i.text) else { break };
+            self.used.borrow_mut().insert(i.text.clone());
+            cur = &l.value;
+            found = Some(cur);
         }
-        None
+        found
+    }
+
+    /// Adds "used here" at the use of a constant when a diagnostic points
+    /// into the constant's definition.
+    fn at_use(v: &Value, d: Diagnostic) -> Diagnostic {
+        match v {
+            Value::Ident(i) if !i.span.contains(d.primary.span) => d.with_secondary(i.span, "used here"),
+            _ => d,
+        }
     }
 
     fn unknown_constant(&self, i: &ast::Ident, expected: &str) -> Diagnostic {
@@ -210,49 +252,59 @@ impl<'a> Values<'a> {
             v.span(),
             format!("expected {expected}"),
         );
-        if let (Value::Str(s), "a number") = (v, expected) {
-            if s.value.parse::<u64>().is_ok() {
-                d = d.with_help(format!("remove the quotes: `{}`", s.value));
-            }
+        if let (Value::Str(s), "a number") = (v, expected)
+            && s.value.parse::<u64>().is_ok()
+        {
+            d = d.with_help(format!("remove the quotes: `{}`", s.value));
         }
         d
     }
 
-    /// Follows a constant; reports a bare word that is not one.
+    /// Follows constants; reports a bare word that is not one. Errors about
+    /// a constant's value also point at where it is used.
     pub fn resolved(&self, v: &'a Value, expected: &str) -> Result<&'a Value, Diagnostic> {
-        match v {
-            Value::Ident(i) => self.constant(v).ok_or_else(|| self.unknown_constant(i, expected)),
-            _ => Ok(v),
+        let r = match v {
+            Value::Ident(_) => self.constant(v).unwrap_or(v),
+            _ => v,
+        };
+        match r {
+            Value::Ident(i) => Err(Self::at_use(v, self.unknown_constant(i, expected))),
+            _ => Ok(r),
         }
     }
 
+    fn typed<T>(&self, v: &'a Value, expected: &str, f: impl Fn(&'a Value) -> Option<T>) -> Result<T, Diagnostic> {
+        let r = self.resolved(v, expected)?;
+        f(r).ok_or_else(|| Self::at_use(v, Self::mismatch(r, expected)))
+    }
+
     pub fn string(&self, v: &'a Value) -> Result<(String, Span), Diagnostic> {
-        match self.resolved(v, "a string")? {
-            Value::Str(s) => Ok((s.value.clone(), s.span)),
-            other => Err(Self::mismatch(other, "a string")),
-        }
+        self.typed(v, "a string", |r| match r {
+            Value::Str(s) => Some((s.value.clone(), s.span)),
+            _ => None,
+        })
     }
 
     /// A number as written (range checks belong to the caller).
     pub fn number(&self, v: &'a Value) -> Result<(String, Span), Diagnostic> {
-        match self.resolved(v, "a number")? {
-            Value::Int(t) => Ok((t.text.clone(), t.span)),
-            other => Err(Self::mismatch(other, "a number")),
-        }
+        self.typed(v, "a number", |r| match r {
+            Value::Int(t) => Some((t.text.clone(), t.span)),
+            _ => None,
+        })
     }
 
     pub fn boolean(&self, v: &'a Value) -> Result<(bool, Span), Diagnostic> {
-        match self.resolved(v, "`true` or `false`")? {
-            Value::Bool(b, s) => Ok((*b, *s)),
-            other => Err(Self::mismatch(other, "`true` or `false`")),
-        }
+        self.typed(v, "`true` or `false`", |r| match r {
+            Value::Bool(b, s) => Some((*b, *s)),
+            _ => None,
+        })
     }
 
     pub fn cidr(&self, v: &'a Value) -> Result<(String, Span), Diagnostic> {
-        match self.resolved(v, "a CIDR")? {
-            Value::Cidr(t) => Ok((t.text.clone(), t.span)),
-            other => Err(Self::mismatch(other, "a CIDR")),
-        }
+        self.typed(v, "a CIDR", |r| match r {
+            Value::Cidr(t) => Some((t.text.clone(), t.span)),
+            _ => None,
+        })
     }
 
     /// One of a fixed set of words (`mtls = strict`). A constant holding such
@@ -296,16 +348,18 @@ impl<'a> Values<'a> {
 
     /// A list (a single value is not promoted).
     pub fn list(&self, v: &'a Value) -> Result<&'a [Value], Diagnostic> {
-        match self.resolved(v, "a list")? {
-            Value::List(items, _) => Ok(items),
-            other => Err(Self::mismatch(other, "a list").with_help("write a list in brackets: `[a, b]`")),
-        }
+        self.typed(v, "a list", |r| match r {
+            Value::List(items, _) => Some(items.as_slice()),
+            _ => None,
+        })
+        .map_err(|d| d.with_help("write a list in brackets: `[a, b]`"))
     }
 
     pub fn map(&self, v: &'a Value) -> Result<&'a [Attr], Diagnostic> {
-        match self.resolved(v, "a map")? {
-            Value::Map(items, _) => Ok(items),
-            other => Err(Self::mismatch(other, "a map").with_help("write a map in braces: `{ key = \"value\" }`")),
-        }
+        self.typed(v, "a map", |r| match r {
+            Value::Map(items, _) => Some(items.as_slice()),
+            _ => None,
+        })
+        .map_err(|d| d.with_help("write a map in braces: `{ key = \"value\" }`"))
     }
 }

@@ -60,11 +60,11 @@ const STATEMENT_WORDS: &[&str] = &[
 pub fn parse(source: SourceId, text: &str) -> Parsed {
     pest::set_error_detail(true);
     let mut diagnostics = Vec::new();
-    let scan = prescan(source, text, &mut diagnostics);
-    if scan.too_deep {
+    if prescan(source, text, &mut diagnostics) {
         return Parsed { file: None, trivia: Trivia::default(), diagnostics };
     }
-    let mut masked = scan.masked;
+    // A copy in which lines with syntax errors are blanked, to find the next.
+    let mut masked = text.to_string();
     let mut last_error_line = None;
     loop {
         match ZtpParser::parse(Rule::file, &masked) {
@@ -114,20 +114,13 @@ fn trivia(source: SourceId, text: &str, pairs: Pairs<'_, Rule>) -> Trivia {
     Trivia { comments }
 }
 
-struct Prescan {
-    masked: String,
-    too_deep: bool,
-}
-
-/// A lexical pass before pest: reports unterminated strings (and closes them
-/// in the copy given to pest, so the rest of the file is still checked) and
-/// refuses nesting deeper than [`MAX_DEPTH`].
-fn prescan(source: SourceId, text: &str, diags: &mut Vec<Diagnostic>) -> Prescan {
+/// A lexical pass before pest: reports unterminated strings (the grammar
+/// ends them at the line end, so parsing goes on) and refuses nesting deeper
+/// than [`MAX_DEPTH`]. Returns whether the input is too deep to parse.
+fn prescan(source: SourceId, text: &str, diags: &mut Vec<Diagnostic>) -> bool {
     let bytes = text.as_bytes();
-    let mut masked = bytes.to_vec();
     let mut depth = 0usize;
     let mut i = 0;
-    let mut too_deep = false;
     while let Some(&b) = bytes.get(i) {
         match b {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -153,11 +146,6 @@ fn prescan(source: SourceId, text: &str, diags: &mut Vec<Diagnostic>) -> Prescan
                                 )
                                 .with_help("close the string with `\"` on the same line; strings cannot span lines"),
                             );
-                            // Close it for pest: `""` then spaces, byte for
-                            // byte, so offsets and UTF-8 stay intact.
-                            for (k, slot) in masked.iter_mut().enumerate().take(i).skip(start) {
-                                *slot = if k < start + 2 && i > start + 1 { b'"' } else { b' ' };
-                            }
                             break;
                         }
                         Some(_) => i += 1,
@@ -166,8 +154,7 @@ fn prescan(source: SourceId, text: &str, diags: &mut Vec<Diagnostic>) -> Prescan
             }
             b'{' | b'[' | b'(' => {
                 depth += 1;
-                if depth > MAX_DEPTH && !too_deep {
-                    too_deep = true;
+                if depth > MAX_DEPTH {
                     diags.push(
                         Diagnostic::new(
                             codes::TOO_DEEP,
@@ -177,6 +164,7 @@ fn prescan(source: SourceId, text: &str, diags: &mut Vec<Diagnostic>) -> Prescan
                         )
                         .with_help("ztp programs need a few levels of nesting; check for unbalanced brackets"),
                     );
+                    return true;
                 }
             }
             b'}' | b']' | b')' => depth = depth.saturating_sub(1),
@@ -184,9 +172,7 @@ fn prescan(source: SourceId, text: &str, diags: &mut Vec<Diagnostic>) -> Prescan
         }
         i += 1;
     }
-    // Only ASCII bytes were replaced by ASCII bytes, so this cannot fail.
-    let masked = String::from_utf8(masked).unwrap_or_else(|_| text.to_string());
-    Prescan { masked, too_deep }
+    false
 }
 
 fn line_of(text: &str, pos: usize) -> usize {
@@ -265,7 +251,7 @@ fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::except => "`except`",
         Rule::target_list | Rule::list => "`[`",
         Rule::port_ref => "a port",
-        Rule::bool => "`true` or `false`",
+        Rule::bool => "a boolean",
         Rule::int => "a number",
         Rule::cidr => "a CIDR",
         Rule::ident => "a name",
@@ -293,14 +279,19 @@ fn found_at(text: &str, pos: usize) -> String {
 
 fn syntax_error(source: SourceId, text: &str, pos: usize, e: &pest::error::Error<Rule>) -> Diagnostic {
     let mut expected: Vec<String> = Vec::new();
+    let mut value_expected = false;
     if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
         expected.extend(positives.iter().filter_map(|r| describe_rule(*r)).map(String::from));
+        value_expected = positives.contains(&Rule::cidr);
     }
     if let Some(attempts) = e.parse_attempts() {
         for t in attempts.expected_tokens() {
             // Literal punctuation (`{`, `->`, `=`); words are named by rules.
+            // Where a value may start, `:` is only the IPv6 look-ahead.
             let token = t.to_string();
-            let noise = ["//", "-", "_", "."].contains(&token.as_str()) || token.contains("..");
+            let noise = ["//", "-", "_", ".", ","].contains(&token.as_str())
+                || token.contains("..")
+                || (value_expected && token.starts_with(':'));
             if token.chars().all(|c| c.is_ascii_punctuation()) && !noise {
                 expected.push(if token == "\"" { "a string".to_string() } else { format!("`{token}`") });
             }
@@ -308,14 +299,39 @@ fn syntax_error(source: SourceId, text: &str, pos: usize, e: &pest::error::Error
     }
     expected.sort();
     expected.dedup();
-    let found = found_at(text, pos);
+    // Where any value may start, say so instead of listing every kind.
+    if ["a CIDR", "a number", "a string"].iter().all(|k| expected.iter().any(|e| e == k)) {
+        expected
+            .retain(|e| !["`[`", "`{`", "a CIDR", "a boolean", "a name", "a number", "a string"].contains(&e.as_str()));
+        expected.insert(0, "a value".into());
+    }
+    // Where any statement may start, say so instead of listing them all.
+    if expected.iter().any(|e| e == "a block") {
+        expected.retain(|e| e == "`}`" || e == "end of file");
+        expected.insert(0, "a statement".into());
+    }
+    let end = text.trim_end().len();
+    let at_end = pos >= end;
+    let found = if at_end { "end of file".to_string() } else { found_at(text, pos) };
     let message = if expected.is_empty() {
         format!("unexpected {found}")
     } else {
         format!("expected {}, found {found}", join_or(&expected))
     };
-    let width = text.get(pos..).and_then(|r| r.chars().next()).map_or(0, char::len_utf8);
-    let mut d = Diagnostic::new(codes::SYNTAX, message, Span::new(source, pos, pos + width), "here");
+    let mut d = if at_end {
+        // Point at the file's last character, not past it.
+        let last = text.get(..end).and_then(|t| t.char_indices().last()).map_or(0, |(i, _)| i);
+        let width = text.get(last..).and_then(|r| r.chars().next()).map_or(0, char::len_utf8);
+        let mut d =
+            Diagnostic::new(codes::SYNTAX, message, Span::new(source, last, last + width), "the file ends here");
+        if let Some((open, c)) = unclosed(text) {
+            d = d.with_secondary(Span::new(source, open, open + 1), format!("this `{c}` is never closed"));
+        }
+        d
+    } else {
+        let width = text.get(pos..).and_then(|r| r.chars().next()).map_or(0, char::len_utf8);
+        Diagnostic::new(codes::SYNTAX, message, Span::new(source, pos, pos + width), "here")
+    };
     // Did-you-mean on the word that starts the statement being parsed.
     let line_start = text.get(..pos).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
     let first_word: String = text
@@ -325,12 +341,45 @@ fn syntax_error(source: SourceId, text: &str, pos: usize, e: &pest::error::Error
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
         .collect();
-    if !STATEMENT_WORDS.contains(&first_word.as_str()) {
-        if let Some(s) = did_you_mean(&first_word, STATEMENT_WORDS.iter().copied()) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
+    if !STATEMENT_WORDS.contains(&first_word.as_str())
+        && let Some(s) = did_you_mean(&first_word, STATEMENT_WORDS.iter().copied())
+    {
+        d = d.with_help(format!("did you mean `{s}`?"));
     }
     d
+}
+
+/// The innermost bracket still open at the end of `text`, if any (strings
+/// and comments skipped).
+fn unclosed(text: &str) -> Option<(usize, char)> {
+    let mut stack = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '/' if chars.peek().is_some_and(|(_, n)| *n == '/') => {
+                while chars.peek().is_some_and(|(_, n)| *n != '\n') {
+                    chars.next();
+                }
+            }
+            '"' => {
+                while let Some((_, n)) = chars.next() {
+                    match n {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '{' | '[' | '(' => stack.push((i, c)),
+            '}' | ']' | ')' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
 }
 
 fn join_or(items: &[String]) -> String {

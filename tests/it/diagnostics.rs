@@ -58,8 +58,7 @@ fn directory_fixtures() {
 
 #[test]
 fn json_diagnostics_carry_code_file_bytes_and_positions() {
-    let mut fs = ztp::resolve::load::MemoryFs::default();
-    fs.files.insert("a.ztp".into(), "namespace demo {\n  allow x -> y\n}\n".into());
+    let fs = ztp::resolve::load::MemoryFs::with(&[("a.ztp", "namespace demo {\n  allow x -> y\n}\n")]);
     let checked = driver::check(&fs, Path::new("a.ztp")).unwrap();
     let lines: Vec<String> = checked.diagnostics.sorted().iter().map(|d| render::json(d, &checked.sources)).collect();
     insta::assert_snapshot!(lines.join("\n"));
