@@ -6,6 +6,7 @@
 
 use crate::diag::{Diagnostic, codes, render};
 use crate::driver::{self, Formatted};
+use crate::output;
 use crate::resolve::load::{RealFs, normalize};
 use crate::source::SourceMap;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,12 +43,55 @@ enum MessageFormat {
     Json,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum WaveStyle {
+    /// `argocd.argoproj.io/sync-wave` annotations.
+    Argocd,
+    /// One directory per wave, chained by Flux Kustomizations.
+    Flux,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Type-check a program: a .ztp file, or a directory whose .ztp files form one program.
     Check {
         /// File or directory (default: the current directory).
         path: Option<PathBuf>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+        message_format: MessageFormat,
+        /// Fail (exit 1) on warnings too.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Compile a program to Cilium, Istio and Gateway API manifests.
+    Build {
+        /// File or directory (default: the current directory).
+        path: Option<PathBuf>,
+        /// Output directory (one file per layer and a kustomization.yaml), or `-` for one stream on standard output.
+        #[arg(short = 'o', long = "output", default_value = "-")]
+        output: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
+        format: OutputFormat,
+        /// Add ordering for a GitOps engine, so it applies the layers in ztp's safe order.
+        #[arg(long, value_enum)]
+        annotate_waves: Option<WaveStyle>,
+        /// With `--annotate-waves flux`: the GitRepository the Kustomizations read.
+        #[arg(long, default_value = "flux-system")]
+        flux_source: String,
+        /// With `--annotate-waves flux`: the output directory's path in that repository (default: `./<output>`).
+        #[arg(long)]
+        flux_path: Option<String>,
+        /// The stack name (label `app.kubernetes.io/part-of`, cluster-wide object names); overrides `cluster { stack }`.
+        #[arg(long)]
+        stack: Option<String>,
         /// How to print diagnostics.
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
@@ -89,6 +133,20 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Check { path, message_format, deny_warnings } => check(path, message_format, deny_warnings, color),
         Command::Fmt { paths, check, stdin, message_format } => fmt(paths, check, stdin, message_format, color),
+        Command::Build {
+            path,
+            output,
+            format,
+            annotate_waves,
+            flux_source,
+            flux_path,
+            stack,
+            message_format,
+            deny_warnings,
+        } => {
+            let opts = BuildOptions { output, format, annotate_waves, flux_source, flux_path, stack, deny_warnings };
+            build(path, opts, message_format, color)
+        }
         Command::Codes { code } => explain_codes(code),
     }
 }
@@ -106,6 +164,98 @@ fn print_diagnostics(ds: &[Diagnostic], sources: &SourceMap, format: MessageForm
 
 fn plural(n: usize, word: &str) -> String {
     if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+struct BuildOptions {
+    output: String,
+    format: OutputFormat,
+    annotate_waves: Option<WaveStyle>,
+    flux_source: String,
+    flux_path: Option<String>,
+    stack: Option<String>,
+    deny_warnings: bool,
+}
+
+fn build(path: Option<PathBuf>, o: BuildOptions, message_format: MessageFormat, color: bool) -> ExitCode {
+    if let Some(s) = &o.stack {
+        let valid = !s.is_empty()
+            && s.len() <= 40
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if !valid {
+            eprintln!("error: --stack `{s}` must be lower-case letters, digits and `-`, at most 40 characters");
+            return ExitCode::from(2);
+        }
+    }
+    let path = path.unwrap_or_else(|| PathBuf::from("."));
+    let built = match driver::build(&RealFs, &path, o.stack.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let checked = &built.checked;
+    print_diagnostics(&checked.diagnostics.sorted(), &checked.sources, message_format, color);
+    let errors = checked.diagnostics.error_count();
+    let warnings = checked.diagnostics.warning_count();
+    let Some(mut manifests) = built.manifests else {
+        if message_format == MessageFormat::Human {
+            eprintln!("error: {} found, {}; nothing written", plural(errors, "error"), plural(warnings, "warning"));
+        }
+        return ExitCode::from(1);
+    };
+    if o.deny_warnings && warnings > 0 {
+        eprintln!("error: {} and --deny-warnings; nothing written", plural(warnings, "warning"));
+        return ExitCode::from(1);
+    }
+    let format = match o.format {
+        OutputFormat::Yaml => output::Format::Yaml,
+        OutputFormat::Json => output::Format::Json,
+    };
+    let waves = match o.annotate_waves {
+        None => output::Waves::None,
+        Some(WaveStyle::Argocd) => output::Waves::ArgoCd,
+        Some(WaveStyle::Flux) => {
+            let path = o.flux_path.clone().unwrap_or_else(|| {
+                let rel = normalize(Path::new(&o.output)).display().to_string();
+                format!("./{}", rel.trim_start_matches("./"))
+            });
+            output::Waves::Flux { source: o.flux_source.clone(), path: path.trim_end_matches('/').to_string() }
+        }
+    };
+    if waves == output::Waves::ArgoCd {
+        output::annotate_argocd(&mut manifests);
+    }
+    if o.output == "-" {
+        if matches!(waves, output::Waves::Flux { .. }) {
+            eprintln!("error: `--annotate-waves flux` writes a directory per wave; give `-o DIR`");
+            return ExitCode::from(2);
+        }
+        print!("{}", output::stream(&manifests, format));
+        return ExitCode::SUCCESS;
+    }
+    let stack = checked.ir.as_ref().map_or("ztp", |ir| ir.stack.as_str());
+    let files = output::files(&manifests, format, &waves, stack);
+    match output::write_dir(Path::new(&o.output), &files) {
+        Ok(written) => {
+            if message_format == MessageFormat::Human {
+                eprintln!(
+                    "ok: {} written to {} ({} files){}",
+                    plural(manifests.len(), "object"),
+                    o.output,
+                    written.len(),
+                    if warnings > 0 { format!("; {}", plural(warnings, "warning")) } else { String::new() }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", o.output);
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, color: bool) -> ExitCode {

@@ -7,36 +7,43 @@
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::hir::Program;
+use crate::ir::Ir;
+use crate::manifest::Manifest;
 use crate::resolve::load::{self, FileSystem, LoadError, Loaded};
 use crate::source::{SourceId, SourceMap};
-use crate::{fmt, resolve, syntax, typeck};
-use std::path::Path;
+use crate::{backend, fmt, ir, resolve, syntax, typeck};
+use std::path::{Path, PathBuf};
 
 /// The outcome of checking a program.
 pub struct Checked {
     pub sources: SourceMap,
     /// The checked program, when there were no errors.
     pub program: Option<Program>,
+    /// The program lowered to the IR, when there were no errors.
+    pub ir: Option<Ir>,
     pub diagnostics: Diagnostics,
     pub file_count: usize,
 }
 
-/// Checks the program at `path` (a `.ztp` file or a directory).
+/// Checks the program at `path` (a `.ztp` file or a directory), through
+/// the IR-level checks.
 pub fn check(fs: &dyn FileSystem, path: &Path) -> Result<Checked, LoadError> {
-    Ok(check_loaded(load::load(fs, path)?))
+    let (root, stack) = program_root(fs, path);
+    Ok(check_loaded(load::load(fs, path)?, &root, &stack))
 }
 
 /// Checks one in-memory text; imports are resolved from `dir`.
 pub fn check_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Checked {
-    check_loaded(load::load_text(fs, name, text, dir))
+    check_loaded(load::load_text(fs, name, text, dir), dir, "ztp")
 }
 
-fn check_loaded(loaded: Loaded) -> Checked {
+fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
     let mut diagnostics = Diagnostics::new();
     diagnostics.extend(loaded.diagnostics.iter().cloned());
     let file_count = loaded.files.iter().filter(|f| !f.is_stdlib).count();
     let parsed_all = loaded.files.iter().all(|f| f.ast.is_some());
     let mut program = None;
+    let mut ir_out = None;
     if parsed_all {
         let (p, ds) = resolve::resolve(&loaded);
         diagnostics.extend(ds);
@@ -44,10 +51,65 @@ fn check_loaded(loaded: Loaded) -> Checked {
             diagnostics.extend(typeck::check(&p));
         }
         if !diagnostics.has_errors() {
-            program = Some(p);
+            let (ir, ds) = ir::lower(&p, &loaded.sources, root, stack);
+            diagnostics.extend(ds);
+            if !diagnostics.has_errors() {
+                program = Some(p);
+                ir_out = ir;
+            }
         }
     }
-    Checked { sources: loaded.sources, program, diagnostics, file_count }
+    Checked { sources: loaded.sources, program, ir: ir_out, diagnostics, file_count }
+}
+
+/// The outcome of building a program: the checked program's manifests,
+/// when there were no errors.
+pub struct Built {
+    pub checked: Checked,
+    pub manifests: Option<Vec<Manifest>>,
+}
+
+/// The directory a program's origins are relative to, and the default
+/// stack name: a directory's own name; for a file, its stem (`main.ztp`
+/// takes its directory's name).
+pub fn program_root(fs: &dyn FileSystem, path: &Path) -> (PathBuf, String) {
+    let is_dir = fs.is_dir(path);
+    let root = if is_dir { path.to_path_buf() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let root = load::normalize(&root);
+    let named = |p: &Path| {
+        let c = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        c.file_name().map(|n| n.to_string_lossy().into_owned())
+    };
+    let raw = if is_dir {
+        named(path)
+    } else {
+        match path.file_stem().map(|s| s.to_string_lossy().into_owned()) {
+            Some(stem) if stem != "main" => Some(stem),
+            _ => named(&if root.as_os_str().is_empty() { PathBuf::from(".") } else { root.clone() }),
+        }
+    };
+    (root, stack_name(raw.as_deref().unwrap_or("ztp")))
+}
+
+/// A DNS-1123 label from any name.
+fn stack_name(raw: &str) -> String {
+    let s: String = raw.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let s: String = s.trim_matches('-').chars().take(40).collect();
+    let s = s.trim_end_matches('-').to_string();
+    if s.is_empty() { "ztp".into() } else { s }
+}
+
+/// Checks and emits the program at `path`. `stack` overrides the stack
+/// name (else the program's `cluster { stack }`, else the default).
+pub fn build(fs: &dyn FileSystem, path: &Path, stack: Option<&str>) -> Result<Built, LoadError> {
+    let mut checked = check(fs, path)?;
+    let manifests = checked.ir.as_mut().map(|ir| {
+        if let Some(s) = stack {
+            ir.stack = s.to_string();
+        }
+        backend::emit(ir)
+    });
+    Ok(Built { checked, manifests })
 }
 
 /// The result of formatting one text.

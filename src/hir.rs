@@ -71,6 +71,9 @@ pub enum HboneMode {
 
 #[derive(Clone, Debug)]
 pub struct Cluster {
+    /// The name of this program's set of objects (label
+    /// `app.kubernetes.io/part-of`, cluster-wide object names).
+    pub stack: Option<Spanned<String>>,
     /// Cilium `major.minor`, which decides pattern semantics and features.
     pub cilium_version: Spanned<(u32, u32)>,
     pub hbone: Spanned<HboneMode>,
@@ -86,6 +89,7 @@ pub struct Cluster {
 impl Default for Cluster {
     fn default() -> Self {
         Cluster {
+            stack: None,
             cilium_version: Spanned::default_value((1, 18)),
             hbone: Spanned::default_value(HboneMode::PerFlow),
             system_namespaces: Vec::new(),
@@ -129,6 +133,15 @@ pub struct Workload {
     /// Defaults to `app = <name>`. Sorted by key.
     pub selector: Vec<(Spanned<String>, Spanned<String>)>,
     pub ports: Vec<Port>,
+    /// The Service in front of the workload (its ports are the workload's
+    /// ports). Defaults to the workload's name.
+    pub service: Spanned<String>,
+    /// Clients that connect to pod IPs (scrapers, StatefulSet peers) never
+    /// pass a service waypoint.
+    pub uses_pod_ips: Spanned<bool>,
+    /// The waypoint (declared in the same namespace) that enforces L7 rules
+    /// for this workload, when chosen explicitly.
+    pub waypoint: Option<Spanned<String>>,
     pub span: Span,
 }
 

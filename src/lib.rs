@@ -11,11 +11,15 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod ast;
+pub mod backend;
 pub mod cli;
 pub mod diag;
 pub mod driver;
 pub mod fmt;
 pub mod hir;
+pub mod ir;
+pub mod manifest;
+pub mod output;
 pub mod resolve;
 pub mod source;
 pub mod syntax;

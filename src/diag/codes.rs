@@ -5,7 +5,7 @@
 //! it), compiled into the binary; a test checks that the table and the pages
 //! match one to one. Ranges: Z00xx syntax, Z01xx structure (blocks and
 //! attributes), Z02xx names, Z03xx imports, Z04xx values and types, Z05xx
-//! warnings about intent.
+//! warnings about intent, Z06xx errors found on the normalized intent (IR).
 
 use super::Severity;
 
@@ -93,6 +93,19 @@ codes! {
     UNUSED_CONSTANT = "Z0501", Warning, "unused constant";
     DUPLICATE_FLOW = "Z0502", Warning, "flow declared twice";
     SELF_FLOW = "Z0503", Warning, "flow from a workload to itself";
+    NAMESPACE_TO_DATABASE = "Z0504", Warning, "a whole namespace may reach a database port";
+    MATCH_ALL_PATTERN = "Z0505", Warning, "DNS pattern matches far more than one service";
+    WHOLE_ADDRESS_SPACE = "Z0506", Warning, "CIDR covers the whole address space";
+    DENY_WITHOUT_DNS = "Z0507", Warning, "default deny without DNS";
+
+    L7_WITHOUT_WAYPOINT = "Z0601", Error, "`http` rules that no waypoint can enforce";
+    PATTERN_MISREAD = "Z0602", Error, "DNS pattern Cilium would read differently";
+    NO_EXTERNAL_PORT = "Z0603", Error, "external destination without a port";
+    NO_MESH_IDENTITY = "Z0604", Error, "client without a mesh identity under STRICT mTLS";
+    CONFLICTING_OPTIONS = "Z0605", Error, "options that contradict each other";
+    CILIUM_TOO_OLD = "Z0606", Error, "Cilium version too old";
+    WAYPOINT_CHOICE = "Z0607", Error, "no single waypoint for a workload";
+    ROUTE_WITHOUT_FLOW = "Z0608", Error, "route that no flow allows";
 }
 
 impl Code {

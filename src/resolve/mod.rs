@@ -35,6 +35,7 @@ const MESH: Shape = Shape {
 const CLUSTER: Shape = Shape {
     what: "cluster",
     attrs: &[
+        "stack",
         "cilium_version",
         "hbone",
         "system_namespaces",
@@ -49,8 +50,13 @@ const CLUSTER: Shape = Shape {
 };
 const NAMESPACE: Shape =
     Shape { what: "namespace", attrs: &[], blocks: &["workload", "gateway", "waypoint"], flows: true, routes: false };
-const WORKLOAD: Shape =
-    Shape { what: "workload", attrs: &["service_account"], blocks: &["selector", "port"], flows: false, routes: false };
+const WORKLOAD: Shape = Shape {
+    what: "workload",
+    attrs: &["service_account", "service", "uses_pod_ips", "waypoint"],
+    blocks: &["selector", "port"],
+    flows: false,
+    routes: false,
+};
 const PORT: Shape = Shape { what: "port", attrs: &["number", "protocol"], blocks: &[], flows: false, routes: false };
 const GATEWAY: Shape = Shape { what: "gateway", attrs: &[], blocks: &["listener"], flows: false, routes: true };
 const LISTENER: Shape = Shape {
@@ -142,6 +148,8 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
             gw.routes.push(resolved);
         }
     }
+
+    r.workload_waypoints();
 
     let used = values.used.borrow();
     for (name, l) in &consts {
@@ -286,6 +294,15 @@ impl<'a> Resolver<'a> {
             }
         }
         let c = &mut self.program.cluster;
+        if let Some((a, _)) = cluster.get("stack") {
+            match v.string(&a.value) {
+                Ok((s, sp)) => {
+                    errs.extend(typeck::check_dns1123_label(&s, sp, "stack name"));
+                    c.stack = Some(Spanned::new(s, sp));
+                }
+                Err(d) => errs.push(d),
+            }
+        }
         if let Some((a, _)) = cluster.get("cilium_version") {
             match v.string(&a.value) {
                 Ok((s, sp)) => match typeck::parse_version(&s) {
@@ -513,7 +530,38 @@ impl<'a> Resolver<'a> {
             vec![(Spanned::default_value("app".into()), Spanned::default_value(name.value.clone()))]
         });
         selector.sort_by(|a, b| a.0.value.cmp(&b.0.value));
-        Some(Workload { name, service_account, selector, ports, span: b.span })
+        let service = match parts.attrs.get("service") {
+            Some(a) => match v.string(&a.value) {
+                Ok((s, sp)) => {
+                    if let Some(d) = typeck::check_dns1123_label(&s, sp, "service") {
+                        self.diags.push(d);
+                    }
+                    Spanned::new(s, sp)
+                }
+                Err(d) => {
+                    self.diags.push(d);
+                    Spanned::default_value(name.value.clone())
+                }
+            },
+            None => Spanned::default_value(name.value.clone()),
+        };
+        let uses_pod_ips = match parts.attrs.get("uses_pod_ips").map(|a| v.boolean(&a.value)) {
+            Some(Ok((b, sp))) => Spanned::new(b, sp),
+            Some(Err(d)) => {
+                self.diags.push(d);
+                Spanned::default_value(false)
+            }
+            None => Spanned::default_value(false),
+        };
+        let waypoint = match parts.attrs.get("waypoint").map(|a| v.string(&a.value)) {
+            Some(Ok((s, sp))) => Some(Spanned::new(s, sp)),
+            Some(Err(d)) => {
+                self.diags.push(d);
+                None
+            }
+            None => None,
+        };
+        Some(Workload { name, service_account, selector, ports, service, uses_pod_ips, waypoint, span: b.span })
     }
 
     fn labels(&mut self, b: &'a Block) -> Vec<(Spanned<String>, Spanned<String>)> {
@@ -697,6 +745,32 @@ impl<'a> Resolver<'a> {
             None => Spanned::default_value(WaypointFor::Service),
         };
         Some(Waypoint { name, for_, span: b.span })
+    }
+
+    /// A workload's `waypoint` must name a waypoint of its namespace.
+    fn workload_waypoints(&mut self) {
+        let mut out = Vec::new();
+        for n in &self.program.namespaces {
+            for w in &n.workloads {
+                let Some(wp) = &w.waypoint else { continue };
+                if n.waypoints.iter().any(|x| x.name.value == wp.value) {
+                    continue;
+                }
+                let Some(span) = wp.span else { continue };
+                let mut d = Diagnostic::new(
+                    codes::UNKNOWN_NAME,
+                    format!("no waypoint `{}` in namespace `{}`", wp.value, n.name.value),
+                    span,
+                    "not declared",
+                );
+                d = match did_you_mean(&wp.value, n.waypoints.iter().map(|x| x.name.value.as_str())) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help(format!("declare it in the namespace: `waypoint {} {{}}`", wp.value)),
+                };
+                out.push(d);
+            }
+        }
+        self.diags.extend(out);
     }
 
     // ---------------------------------------------------------- references

@@ -25,8 +25,10 @@ fn examples_check_clean() {
 }
 
 #[test]
-fn examples_are_formatted() {
-    for dir in example_dirs() {
+fn examples_and_stdlib_are_formatted() {
+    let mut dirs = example_dirs();
+    dirs.push(crate::support::root().join("stdlib"));
+    for dir in dirs {
         for f in ztp_files(&dir) {
             let text = std::fs::read_to_string(&f).unwrap();
             match driver::format_text("x.ztp", &text) {

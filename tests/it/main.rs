@@ -1,5 +1,6 @@
 //! The integration tests, in one binary to keep link times down.
 
+mod build;
 mod cli;
 mod codes;
 mod diagnostics;

@@ -1,0 +1,127 @@
+//! Backends: pure functions from the IR to manifests, one module per target.
+//!
+//! Each module emits the objects of its system — Cilium, Istio, Gateway API,
+//! Kubernetes NetworkPolicy, and the labels ztp sets on Namespaces and
+//! Services — and never sees the AST. [`emit`] runs them all and sorts the
+//! result into apply order. The naming scheme and what each object enforces
+//! are documented in docs/layers.md.
+
+pub mod cilium;
+pub mod gateway;
+pub mod istio;
+pub mod k8s;
+pub mod netpol;
+
+use crate::ir::{Ir, Origin};
+use crate::manifest::{self, Layer, Manifest, Ownership};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Label on every object ztp owns.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Label naming the program's stack on every object ztp owns.
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+/// Annotation pointing to the `.ztp` line an object came from.
+pub const SOURCE: &str = "ztp.dev/source";
+
+/// Every manifest of a program, in apply order.
+pub fn emit(ir: &Ir) -> Vec<Manifest> {
+    let mut out = Vec::new();
+    out.extend(k8s::namespaces(ir));
+    out.extend(cilium::baseline(ir));
+    out.extend(cilium::workload_policies(ir));
+    out.extend(istio::peer_authentication(ir));
+    out.extend(istio::l4_policies(ir));
+    out.extend(gateway::waypoints(ir));
+    out.extend(istio::l7_policies(ir));
+    out.extend(k8s::waypoint_bindings(ir));
+    out.extend(gateway::ingress(ir));
+    out.extend(cilium::default_deny(ir));
+    out.extend(netpol::default_deny(ir));
+    manifest::sort(&mut out);
+    out
+}
+
+/// The identity of an object ztp owns.
+pub(crate) struct Meta<'a> {
+    pub layer: Layer,
+    pub step: u8,
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: Option<&'a str>,
+    pub name: String,
+    pub origin: &'a Origin,
+}
+
+/// An object ztp owns: labelled as ztp's and as part of the stack.
+pub(crate) fn owned(ir: &Ir, m: Meta<'_>, labels: BTreeMap<String, String>, body: Map<String, Value>) -> Manifest {
+    let mut labels = labels;
+    labels.insert(MANAGED_BY.into(), "ztp".into());
+    labels.insert(PART_OF.into(), ir.stack.clone());
+    Manifest {
+        layer: m.layer,
+        step: m.step,
+        api_version: m.api_version,
+        kind: m.kind,
+        namespace: m.namespace.map(str::to_string),
+        name: m.name,
+        labels,
+        annotations: BTreeMap::from([(SOURCE.to_string(), m.origin.0.clone())]),
+        body,
+        ownership: Ownership::Owned,
+    }
+}
+
+/// Labels ztp sets on an object someone else owns. It carries no ownership
+/// labels: another tool's `managed-by` stays as it is, and an ApplySet prune
+/// never selects it.
+pub(crate) fn labels_only(m: Meta<'_>, labels: BTreeMap<String, String>) -> Manifest {
+    Manifest {
+        layer: m.layer,
+        step: m.step,
+        api_version: m.api_version,
+        kind: m.kind,
+        namespace: m.namespace.map(str::to_string),
+        name: m.name,
+        labels,
+        annotations: BTreeMap::from([(SOURCE.to_string(), m.origin.0.clone())]),
+        body: Map::new(),
+        ownership: Ownership::LabelsOnly,
+    }
+}
+
+/// A JSON object from `(key, value)` pairs, leaving out `None`s.
+pub(crate) fn obj<const N: usize>(fields: [(&str, Option<Value>); N]) -> Value {
+    let mut m = Map::new();
+    for (k, v) in fields {
+        if let Some(v) = v {
+            m.insert(k.to_string(), v);
+        }
+    }
+    Value::Object(m)
+}
+
+/// `{ "spec": spec }`.
+pub(crate) fn spec(spec: Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("spec".into(), spec);
+    m
+}
+
+/// Lowers a small program for the backends' unit tests.
+#[cfg(test)]
+pub(crate) fn ir_of(text: &str) -> Ir {
+    let fs = crate::resolve::load::MemoryFs::default();
+    let checked = crate::driver::check_text(&fs, "t.ztp", text.to_string(), std::path::Path::new(""));
+    let errors: Vec<String> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut ir = checked.ir.unwrap();
+    ir.stack = "t".into();
+    ir
+}
+
+/// One object's JSON by kind and name.
+#[cfg(test)]
+pub(crate) fn find(ms: &[Manifest], kind: &str, name: &str) -> Value {
+    ms.iter().find(|m| m.kind == kind && m.name == name).map(Manifest::to_value).unwrap_or(Value::Null)
+}

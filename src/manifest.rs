@@ -1,0 +1,170 @@
+//! Kubernetes objects as ztp emits them, and their deterministic text.
+//!
+//! A [`Manifest`] is one object with the layer and step it is applied in.
+//! Backends build them; [`sort`] puts them in apply order (layer, step,
+//! kind, namespace, name); [`to_yaml`] and [`to_json`] render them. Maps are
+//! `serde_json` maps (sorted by key), so the same objects always give the
+//! same bytes.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// The layers of DESIGN.md §3, in apply order. Each is one output file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layer {
+    Namespaces,
+    ClusterBaseline,
+    WorkloadNetwork,
+    MeshIdentity,
+    L7,
+    Ingress,
+    DefaultDeny,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 7] = [
+        Layer::Namespaces,
+        Layer::ClusterBaseline,
+        Layer::WorkloadNetwork,
+        Layer::MeshIdentity,
+        Layer::L7,
+        Layer::Ingress,
+        Layer::DefaultDeny,
+    ];
+
+    /// The layer's number: its file prefix and its first sync wave.
+    pub fn number(self) -> u8 {
+        match self {
+            Layer::Namespaces => 0,
+            Layer::ClusterBaseline => 10,
+            Layer::WorkloadNetwork => 20,
+            Layer::MeshIdentity => 30,
+            Layer::L7 => 40,
+            Layer::Ingress => 50,
+            Layer::DefaultDeny => 90,
+        }
+    }
+
+    /// `00-namespaces` … `90-default-deny`.
+    pub fn file_stem(self) -> String {
+        let name = match self {
+            Layer::Namespaces => "namespaces",
+            Layer::ClusterBaseline => "cluster-baseline",
+            Layer::WorkloadNetwork => "workload-network",
+            Layer::MeshIdentity => "mesh-identity",
+            Layer::L7 => "l7",
+            Layer::Ingress => "ingress",
+            Layer::DefaultDeny => "default-deny",
+        };
+        format!("{:02}-{name}", self.number())
+    }
+}
+
+/// How much of an object ztp owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ownership {
+    /// ztp creates, updates and deletes the object.
+    Owned,
+    /// ztp only sets some labels on an object someone else owns (Namespaces,
+    /// Services); it never creates or deletes it.
+    LabelsOnly,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Manifest {
+    pub layer: Layer,
+    /// Order inside the layer (a waypoint before its policy, the policy
+    /// before the binding, the binding before the narrowed L4 policy).
+    pub step: u8,
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Every top-level field but `apiVersion`, `kind` and `metadata`.
+    pub body: Map<String, Value>,
+    pub ownership: Ownership,
+}
+
+impl Manifest {
+    /// The API group (`""` for the core group).
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(g, _)| g)
+    }
+
+    /// `Kind.group`, or `Kind` for the core group (ApplySet's spelling).
+    pub fn group_kind(&self) -> String {
+        match self.group() {
+            "" => self.kind.to_string(),
+            g => format!("{}.{g}", self.kind),
+        }
+    }
+
+    /// `Kind/namespace/name` or `Kind/name`, for messages.
+    pub fn id(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{ns}/{}", self.kind, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
+
+    /// The sync wave: the layer's number plus the step.
+    pub fn wave(&self) -> u8 {
+        self.layer.number().saturating_add(self.step)
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut meta = Map::new();
+        meta.insert("name".into(), json!(self.name));
+        if let Some(ns) = &self.namespace {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        if !self.labels.is_empty() {
+            meta.insert("labels".into(), json!(self.labels));
+        }
+        if !self.annotations.is_empty() {
+            meta.insert("annotations".into(), json!(self.annotations));
+        }
+        let mut obj = Map::new();
+        obj.insert("apiVersion".into(), json!(self.api_version));
+        obj.insert("kind".into(), json!(self.kind));
+        obj.insert("metadata".into(), Value::Object(meta));
+        for (k, v) in &self.body {
+            obj.insert(k.clone(), v.clone());
+        }
+        Value::Object(obj)
+    }
+}
+
+/// Puts manifests in apply order.
+pub fn sort(ms: &mut [Manifest]) {
+    ms.sort_by(|a, b| {
+        (a.layer, a.step, a.kind, &a.namespace, &a.name).cmp(&(b.layer, b.step, b.kind, &b.namespace, &b.name))
+    });
+}
+
+/// A multi-document YAML stream.
+pub fn to_yaml(ms: &[Manifest]) -> String {
+    let mut out = String::new();
+    for m in ms {
+        out.push_str("---\n");
+        match serde_yaml::to_string(&m.to_value()) {
+            Ok(s) => out.push_str(&s),
+            Err(e) => out.push_str(&format!("# cannot render {}: {e}\n", m.id())),
+        }
+    }
+    out
+}
+
+/// A `v1/List` of the objects, as `kubectl` reads and writes them.
+pub fn to_json(ms: &[Manifest]) -> String {
+    let list = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": ms.iter().map(Manifest::to_value).collect::<Vec<_>>(),
+    });
+    let mut s = serde_json::to_string_pretty(&list).unwrap_or_default();
+    s.push('\n');
+    s
+}
