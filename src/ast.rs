@@ -261,8 +261,12 @@ pub struct Comment {
     pub own_line: bool,
 }
 
-/// What the formatter needs besides the tree: comments, in source order.
+/// What the formatter needs besides the tree: comments and blank lines, in
+/// source order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Trivia {
     pub comments: Vec<Comment>,
+    /// Start offsets of lines that hold only whitespace (after the first
+    /// line: a blank line separates what is before it from what is after).
+    pub blank_lines: Vec<usize>,
 }

@@ -151,15 +151,34 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Prints diagnostics: JSON lines on standard output (or standard error
+/// when standard output carries the result, as for `fmt -`), reports on
+/// standard error.
 fn print_diagnostics(ds: &[Diagnostic], sources: &SourceMap, format: MessageFormat, color: bool) {
+    print_diagnostics_to(ds, sources, format, color, false);
+}
+
+fn print_diagnostics_to(
+    ds: &[Diagnostic],
+    sources: &SourceMap,
+    format: MessageFormat,
+    color: bool,
+    json_to_stderr: bool,
+) {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     for d in ds {
         let _ = match format {
+            MessageFormat::Json if json_to_stderr => writeln!(stderr, "{}", render::json(d, sources)),
             MessageFormat::Json => writeln!(stdout, "{}", render::json(d, sources)),
             MessageFormat::Human => write!(stderr, "{}", render::human(d, sources, color)),
         };
     }
+}
+
+/// Writes to standard output; a closed pipe (`ztp ... | head`) is not an error.
+fn write_out(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -233,7 +252,7 @@ fn build(path: Option<PathBuf>, o: BuildOptions, message_format: MessageFormat, 
             eprintln!("error: `--annotate-waves flux` writes a directory per wave; give `-o DIR`");
             return ExitCode::from(2);
         }
-        print!("{}", output::stream(&manifests, format));
+        write_out(&output::stream(&manifests, format));
         return ExitCode::SUCCESS;
     }
     let stack = checked.ir.as_ref().map_or("ztp", |ir| ir.stack.as_str());
@@ -274,6 +293,8 @@ fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, colo
     if format == MessageFormat::Human {
         if errors > 0 {
             eprintln!("error: {} found, {}", plural(errors, "error"), plural(warnings, "warning"));
+        } else if deny_warnings && warnings > 0 {
+            eprintln!("error: {} and --deny-warnings", plural(warnings, "warning"));
         } else if let Some(p) = &checked.program {
             let workloads: usize = p.namespaces.iter().map(|n| n.workloads.len()).sum();
             let gateways: usize = p.namespaces.iter().map(|n| n.gateways.len()).sum();
@@ -294,9 +315,20 @@ fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, colo
 
 /// The `.ztp` files under `path`, recursively (hidden directories and
 /// `target/` skipped), in sorted order.
-fn ztp_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn ztp_files(
+    path: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::BTreeSet<PathBuf>,
+) -> std::io::Result<()> {
     if !path.is_dir() {
-        out.push(path.to_path_buf());
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if seen.insert(real) {
+            out.push(path.to_path_buf());
+        }
+        return Ok(());
+    }
+    // A directory reached twice (a symlink loop) is walked once.
+    if !seen.insert(std::fs::canonicalize(path)?) {
         return Ok(());
     }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -305,10 +337,10 @@ fn ztp_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if p.is_dir() {
             if !name.starts_with('.') && name != "target" {
-                ztp_files(&p, out)?;
+                ztp_files(&p, out, seen)?;
             }
         } else if p.extension().is_some_and(|e| e == "ztp") {
-            out.push(p);
+            ztp_files(&p, out, seen)?;
         }
     }
     Ok(())
@@ -330,19 +362,19 @@ fn fmt(paths: Vec<PathBuf>, check: bool, stdin: bool, format: MessageFormat, col
             Formatted::Ok(out) => {
                 if check {
                     if out != text {
-                        println!("<stdin>");
+                        write_out("<stdin>\n");
                         return ExitCode::from(1);
                     }
                 } else {
-                    print!("{out}");
+                    write_out(&out);
                 }
                 ExitCode::SUCCESS
             }
             Formatted::Invalid(sources, ds) => {
-                print_diagnostics(&ds, &sources, format, color);
+                print_diagnostics_to(&ds, &sources, format, color, true);
                 // Editors replace the buffer with stdout: give the text back unchanged.
                 if !check {
-                    print!("{text}");
+                    write_out(&text);
                 }
                 ExitCode::from(1)
             }
@@ -350,8 +382,9 @@ fn fmt(paths: Vec<PathBuf>, check: bool, stdin: bool, format: MessageFormat, col
     }
     let roots = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
     let mut files = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for r in &roots {
-        if let Err(e) = ztp_files(r, &mut files) {
+        if let Err(e) = ztp_files(r, &mut files, &mut seen) {
             eprintln!("error: cannot read {}: {e}", r.display());
             return ExitCode::from(2);
         }
@@ -379,7 +412,7 @@ fn fmt(paths: Vec<PathBuf>, check: bool, stdin: bool, format: MessageFormat, col
             Formatted::Ok(out) => {
                 changed += 1;
                 if check {
-                    println!("{name}");
+                    write_out(&format!("{name}\n"));
                 } else if let Err(e) = std::fs::write(&f, out) {
                     eprintln!("error: cannot write {name}: {e}");
                     io_error = true;
@@ -405,13 +438,13 @@ fn explain_codes(code: Option<String>) -> ExitCode {
     match code {
         None => {
             for c in codes::TABLE {
-                println!("{}  {:<7}  {}", c.code, c.severity.as_str(), c.title);
+                write_out(&format!("{}  {:<7}  {}\n", c.code, c.severity.as_str(), c.title));
             }
             ExitCode::SUCCESS
         }
         Some(text) => match codes::Code::parse(&text).and_then(|c| c.info()) {
             Some(info) => {
-                print!("{}", info.doc);
+                write_out(info.doc);
                 ExitCode::SUCCESS
             }
             None => {

@@ -1,8 +1,9 @@
 //! Runs the stages in order and collects their diagnostics.
 //!
-//! `check`: load (files, imports) → parse → resolve → typeck. Resolution is
-//! skipped when any file has syntax errors, so that a broken declaration
-//! does not cascade into unknown-name errors elsewhere. `format_text` is the
+//! `check`: load (files, imports) → parse → resolve → typeck → IR checks.
+//! Resolution is skipped when any file has syntax errors, so that a broken
+//! declaration does not cascade into unknown-name errors elsewhere; the
+//! program rules run on whatever resolved; lowering needs no errors. `format_text` is the
 //! formatter's entry: parse one text, print it canonically.
 
 use crate::diag::{Diagnostic, Diagnostics};
@@ -33,8 +34,8 @@ pub fn check(fs: &dyn FileSystem, path: &Path) -> Result<Checked, LoadError> {
 }
 
 /// Checks one in-memory text; imports are resolved from `dir`.
-pub fn check_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Checked {
-    check_loaded(load::load_text(fs, name, text, dir), dir, "ztp")
+pub fn check_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Result<Checked, LoadError> {
+    Ok(check_loaded(load::load_text(fs, name, text, dir)?, dir, "ztp"))
 }
 
 fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
@@ -47,9 +48,9 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
     if parsed_all {
         let (p, ds) = resolve::resolve(&loaded);
         diagnostics.extend(ds);
-        if !diagnostics.has_errors() {
-            diagnostics.extend(typeck::check(&p));
-        }
+        // The program rules run on whatever resolved, so their errors show
+        // beside name errors; the IR needs a program without errors.
+        diagnostics.extend(typeck::check(&p));
         if !diagnostics.has_errors() {
             let (ir, ds) = ir::lower(&p, &loaded.sources, root, stack);
             diagnostics.extend(ds);

@@ -154,6 +154,13 @@ pub fn parse_dns_name(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
     if text.is_empty() {
         return Err(bad("empty name".into(), help));
     }
+    if text.parse::<IpAddr>().is_ok() {
+        return Err(Diagnostic::new(code, format!("`{text}` is an IP address, not a DNS name"), span, "IP address")
+            .with_help(format!(
+                "write addresses as CIDRs, without quotes: `{text}/{}:443`",
+                if text.contains(':') { 128 } else { 32 }
+            )));
+    }
     if text.contains("://") || text.contains('/') || text.contains(':') {
         // Suggest the host part alone.
         let host = text.split_once("://").map_or(text, |(_, rest)| rest);
@@ -164,13 +171,6 @@ pub fn parse_dns_name(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
             format!("write only the host name; put the port after the string: `\"{host}\":443`")
         };
         return Err(bad("a DNS name has no scheme, path or port".into(), &help));
-    }
-    if text.parse::<IpAddr>().is_ok() {
-        return Err(Diagnostic::new(code, format!("`{text}` is an IP address, not a DNS name"), span, "IP address")
-            .with_help(format!(
-                "write addresses as CIDRs, without quotes: `{text}/{}:443`",
-                if text.contains(':') { 128 } else { 32 }
-            )));
     }
     if text.len() > 255 {
         return Err(bad(format!("{} characters, at most 255 are allowed", text.len()), help));
@@ -304,9 +304,14 @@ pub fn check_trust_domain(td: &str, span: Span) -> Option<Diagnostic> {
     let bad =
         |why: &str| Diagnostic::new(codes::BAD_TRUST_DOMAIN, format!("`{td}` is not a valid trust domain"), span, why);
     if let Some(rest) = td.strip_prefix("spiffe://") {
+        let fix = if rest.is_empty() {
+            "write the trust domain alone, e.g. `cluster.local`".to_string()
+        } else {
+            format!("write `{rest}`")
+        };
         return Some(
             bad("a trust domain has no `spiffe://` prefix")
-                .with_help(format!("write `{rest}`; principals are written `<trust domain>/ns/<ns>/sa/<sa>`")),
+                .with_help(format!("{fix}; principals are written `<trust domain>/ns/<ns>/sa/<sa>`")),
         );
     }
     if td.is_empty() || td.len() > 255 {
@@ -729,7 +734,20 @@ fn except_inside(src: &Source, dst: &Dest, out: &mut Vec<Diagnostic>) {
     ];
     for set in sets.into_iter().flatten() {
         for e in &set.except {
-            if !set.cidr.value.contains(&e.value)
+            if e.value == set.cidr.value
+                && let (Some(es), Some(cs)) = (e.span, set.cidr.span)
+            {
+                out.push(
+                    Diagnostic::new(
+                        codes::EXCEPT_OUTSIDE,
+                        format!("`except {}` leaves nothing of `{}`", e.value, set.cidr.value),
+                        es,
+                        "the whole block",
+                    )
+                    .with_secondary(cs, "the block")
+                    .with_help("an `except` range must be a part of the block, not all of it"),
+                );
+            } else if !set.cidr.value.contains(&e.value)
                 && let (Some(es), Some(cs)) = (e.span, set.cidr.span)
             {
                 out.push(

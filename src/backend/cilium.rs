@@ -440,7 +440,8 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
             out.push(cnp(ir, &g.namespace, format!("ztp-gw-{}", g.name), &g.origin, body));
         }
     }
-    for (pi, wp) in ir.waypoints.iter().enumerate() {
+    let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
+    for (pi, wp) in ir.waypoints.iter().enumerate().filter(|(i, _)| used.contains(i)) {
         let (mut inn, mut eg) = (Rules::default(), Rules::default());
         if ir.cluster.hbone == HboneMode::PerFlow {
             for f in ir.flows.iter().filter(|f| f.via == Some(pi)) {

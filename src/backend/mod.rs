@@ -112,7 +112,7 @@ pub(crate) fn spec(spec: Value) -> Map<String, Value> {
 #[cfg(test)]
 pub(crate) fn ir_of(text: &str) -> Ir {
     let fs = crate::resolve::load::MemoryFs::default();
-    let checked = crate::driver::check_text(&fs, "t.ztp", text.to_string(), std::path::Path::new(""));
+    let checked = crate::driver::check_text(&fs, "t.ztp", text.to_string(), std::path::Path::new("")).unwrap();
     let errors: Vec<String> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
     assert!(errors.is_empty(), "{errors:?}");
     let mut ir = checked.ir.unwrap();

@@ -87,7 +87,7 @@ codes! {
     BAD_ENDPOINT = "Z0420", Error, "endpoint not allowed on this side of a flow";
     CIDR_PREFIX_MISSING = "Z0421", Error, "CIDR without a prefix length";
     ROUTE_TO_NON_HTTP = "Z0422", Error, "route to a port that does not speak HTTP";
-    BAD_SERVICE_ACCOUNT = "Z0423", Error, "invalid service account name";
+    BAD_SERVICE_ACCOUNT = "Z0423", Error, "invalid service account or secret name";
     EMPTY = "Z0424", Error, "empty list or selector";
 
     UNUSED_CONSTANT = "Z0501", Warning, "unused constant";
@@ -97,6 +97,7 @@ codes! {
     MATCH_ALL_PATTERN = "Z0505", Warning, "DNS pattern matches far more than one service";
     WHOLE_ADDRESS_SPACE = "Z0506", Warning, "CIDR covers the whole address space";
     DENY_WITHOUT_DNS = "Z0507", Warning, "default deny without DNS";
+    UNUSED_WAYPOINT = "Z0508", Warning, "declared waypoint that fronts no workload";
 
     L7_WITHOUT_WAYPOINT = "Z0601", Error, "`http` rules that no waypoint can enforce";
     PATTERN_MISREAD = "Z0602", Error, "DNS pattern Cilium would read differently";
@@ -106,6 +107,7 @@ codes! {
     CILIUM_TOO_OLD = "Z0606", Error, "Cilium version too old";
     WAYPOINT_CHOICE = "Z0607", Error, "no single waypoint for a workload";
     ROUTE_WITHOUT_FLOW = "Z0608", Error, "route that no flow allows";
+    PROXY_IDENTITY = "Z0609", Error, "workload with a gateway's or waypoint's identity";
 }
 
 impl Code {

@@ -19,7 +19,15 @@ const INDENT: &str = "  ";
 
 /// Formats a parsed file. `text` is the source it was parsed from.
 pub fn format(file: &File, trivia: &Trivia, text: &str) -> String {
-    let mut p = Printer { out: String::new(), text, comments: &trivia.comments, next: 0, depth: 0, last_end: 0 };
+    let mut p = Printer {
+        out: String::new(),
+        text,
+        comments: &trivia.comments,
+        blank_lines: &trivia.blank_lines,
+        next: 0,
+        depth: 0,
+        last_end: 0,
+    };
     p.stmts(&file.stmts);
     p.flush_comments(usize::MAX, false);
     let mut out = p.out.trim_end().to_string();
@@ -34,6 +42,8 @@ struct Printer<'a> {
     out: String,
     text: &'a str,
     comments: &'a [Comment],
+    /// Start offsets of the source's blank lines.
+    blank_lines: &'a [usize],
     /// Index of the first comment not yet printed.
     next: usize,
     depth: usize,
@@ -58,9 +68,9 @@ impl Printer<'_> {
 
     /// Whether the source has a blank line between the last printed item and `lo`.
     fn blank_before(&self, lo: usize) -> bool {
-        let Some(gap) = self.text.get(self.last_end.min(lo)..lo) else { return false };
-        let lines: Vec<&str> = gap.split('\n').collect();
-        lines.len() > 2 && lines.iter().skip(1).take(lines.len() - 2).any(|l| l.trim().is_empty())
+        let from = self.last_end.min(lo);
+        let i = self.blank_lines.partition_point(|&b| b <= from);
+        self.blank_lines.get(i).is_some_and(|&b| b < lo)
     }
 
     /// Starts a new line for an item at source offset `lo`, keeping one
@@ -77,7 +87,10 @@ impl Printer<'_> {
     }
 
     fn has_comments(&self, lo: usize, hi: usize) -> bool {
-        self.comments.iter().skip(self.next).any(|c| c.span.lo >= lo && c.span.lo < hi)
+        // Comments are in source order.
+        let rest = self.comments.get(self.next..).unwrap_or(&[]);
+        let i = rest.partition_point(|c| c.span.lo < lo);
+        rest.get(i).is_some_and(|c| c.span.lo < hi)
     }
 
     /// Prints, each on its own line, the comments that start before `pos`.
@@ -98,10 +111,12 @@ impl Printer<'_> {
         printed
     }
 
-    /// A comment that starts on the line where the source ended at `hi`.
+    /// A comment right after `hi` on the same line (only blanks and commas
+    /// between), printed at the end of the current line.
     fn trailing_comment(&mut self, hi: usize) {
         if let Some(c) = self.comments.get(self.next) {
-            let same_line = self.text.get(hi..c.span.lo).is_some_and(|g| !g.contains('\n'));
+            let same_line =
+                self.text.get(hi..c.span.lo).is_some_and(|g| g.chars().all(|ch| matches!(ch, ' ' | '\t' | ',')));
             if c.span.lo >= hi && same_line && !c.own_line {
                 self.out.push(' ');
                 self.out.push_str(&c.text);
@@ -119,10 +134,13 @@ impl Printer<'_> {
             self.item_line(span.lo, first && !had_comments);
             self.stmt(s);
             // Comments inside the statement that no nested node took (e.g.
-            // between `allow` and `->`) follow it on their own lines.
-            self.flush_comments(span.hi, false);
+            // between `allow` and `->`) follow it on their own lines; then
+            // a comment that trailed it cannot share a line with them.
+            let moved = self.flush_comments(span.hi, false);
             self.last_end = self.last_end.max(span.hi);
-            self.trailing_comment(span.hi);
+            if !moved {
+                self.trailing_comment(span.hi);
+            }
         }
     }
 

@@ -24,7 +24,7 @@ const MIN_CILIUM: (u32, u32) = (1, 16);
 /// relative to it); `default_stack` names the stack when the program does
 /// not (`cluster { stack = ... }`). Returns the IR when there are no errors.
 pub fn lower(p: &hir::Program, sources: &SourceMap, root: &Path, default_stack: &str) -> (Option<Ir>, Vec<Diagnostic>) {
-    let mut l = Lowerer { p, sources, root, diags: Vec::new() };
+    let mut l = Lowerer { p, sources, root, diags: Vec::new(), ambiguous: BTreeSet::new() };
     let ir = l.run(default_stack);
     let ok = !l.diags.iter().any(Diagnostic::is_error);
     (ok.then_some(ir), l.diags)
@@ -35,6 +35,8 @@ struct Lowerer<'a> {
     sources: &'a SourceMap,
     root: &'a Path,
     diags: Vec<Diagnostic>,
+    /// Namespaces whose workloads could not choose among several waypoints.
+    ambiguous: BTreeSet<String>,
 }
 
 /// HIR ids → IR indices.
@@ -60,6 +62,19 @@ impl Lowerer<'_> {
 
     fn origin_or(&self, span: Option<Span>, default: &str) -> Origin {
         span.map_or_else(|| Origin(format!("default: {default}")), |s| self.origin(s))
+    }
+
+    /// How to turn a baseline switch on, depending on whether the baseline
+    /// came from `std/baseline` (then it was turned off by the program).
+    fn turn_on(&self, option: &str, default_deny: Option<Span>) -> String {
+        let from_stdlib = default_deny
+            .and_then(|s| self.sources.get(s.source))
+            .is_some_and(|f| matches!(f.origin, SourceOrigin::Stdlib(_)));
+        if from_stdlib {
+            format!("remove `{option} = false`: `std/baseline` turns it on")
+        } else {
+            format!("set `{option} = true`, or `import \"std/baseline\"`")
+        }
     }
 
     fn ns_name(&self, id: NamespaceId) -> String {
@@ -207,6 +222,7 @@ impl Lowerer<'_> {
         };
         self.options(&ir);
         self.waypoints(&mut ir, &index);
+        self.identities(&ir, &index);
         self.flows(&mut ir, &index);
         self.expects(&mut ir, &index);
         self.routes_have_flows(&ir);
@@ -243,23 +259,25 @@ impl Lowerer<'_> {
                     "default deny turned on here",
                 )
                 .with_note("kubelet probes to ambient pods arrive from 169.254.7.127; under default deny they fail and every pod restarts")
-                .with_help("set `allow_ambient_probes = true`, or `import \"std/baseline\"`");
+                .with_help(self.turn_on("allow_ambient_probes", c.default_deny.span));
             if let Some(s) = c.allow_ambient_probes.span {
                 d = d.with_secondary(s, "turned off here");
             }
             self.diags.push(d);
         }
         if let (true, false, Some(span)) = (c.default_deny.value, c.allow_dns.value, c.default_deny.span) {
-            self.diags.push(
-                Diagnostic::new(
-                    codes::DENY_WITHOUT_DNS,
-                    "default deny without the DNS allow",
-                    span,
-                    "default deny turned on here",
-                )
-                .with_note("workloads then resolve only what ztunnel answers itself (Services, ServiceEntries)")
-                .with_help("set `allow_dns = true`, or `import \"std/baseline\"`"),
-            );
+            let mut d = Diagnostic::new(
+                codes::DENY_WITHOUT_DNS,
+                "default deny without the DNS allow",
+                span,
+                "default deny turned on here",
+            )
+            .with_note("workloads then resolve only what ztunnel answers itself (Services, ServiceEntries)")
+            .with_help(self.turn_on("allow_dns", c.default_deny.span));
+            if let Some(s) = c.allow_dns.span {
+                d = d.with_secondary(s, "turned off here");
+            }
+            self.diags.push(d);
         }
         for n in &self.p.namespaces {
             if let Some(sys) = c.system_namespaces.iter().find(|s| s.value == n.name.value) {
@@ -369,6 +387,7 @@ impl Lowerer<'_> {
                             .filter_map(|i| ir.waypoints.get(*i))
                             .map(|x| format!("`{}`", x.name))
                             .collect();
+                        self.ambiguous.insert(ns.clone());
                         self.diags.push(
                             Diagnostic::new(
                                 codes::WAYPOINT_CHOICE,
@@ -389,8 +408,83 @@ impl Lowerer<'_> {
                     }
                 },
             };
+            if let Some(wp) = pick.and_then(|i| ir.waypoints.get(i))
+                && wp.for_ == hir::WaypointFor::Workload
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        codes::WAYPOINT_CHOICE,
+                        format!("waypoint `{}` serves only pod-IP traffic (`for = workload`)", wp.name),
+                        why,
+                        "needs a waypoint for its Service",
+                    )
+                    .with_note("ztp binds the workload's Service to the waypoint; a `for = workload` waypoint never takes Service traffic, which would then be denied by the narrowed L4 policy")
+                    .with_help(format!("declare `waypoint {} {{ for = service }}` (or `all`)", wp.name)),
+                );
+            }
             if let Some(wp) = ir.workloads.get_mut(w) {
                 wp.waypoint = pick;
+            }
+        }
+    }
+
+    /// A workload must not run as a gateway's or waypoint's identity: the
+    /// policies that admit those identities would admit it, L7 bypassed.
+    fn identities(&mut self, ir: &Ir, index: &Index) {
+        let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
+        let proxies: Vec<(&str, String)> = ir
+            .gateways
+            .iter()
+            .map(|g| (g.principal.as_str(), format!("gateway `{}`", g.name)))
+            .chain(
+                ir.waypoints
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| used.contains(i))
+                    .map(|(_, w)| (w.principal.as_str(), format!("waypoint `{}`", w.name))),
+            )
+            .collect();
+        for (id, &wi) in &index.workloads {
+            let (Some(w), Some(hw)) = (ir.workload(wi), self.p.workload(*id)) else { continue };
+            let Some((_, owner)) = proxies.iter().find(|(p, _)| *p == w.principal) else { continue };
+            let span = hw.service_account.span.unwrap_or(hw.span);
+            self.diags.push(
+                Diagnostic::new(
+                    codes::PROXY_IDENTITY,
+                    format!("workload `{}` would run as the identity of {owner}", w.name),
+                    span,
+                    format!("service account `{}`", w.service_account),
+                )
+                .with_note("policies admit that identity to reach workloads behind it; this workload would get the same access and skip their L7 rules")
+                .with_help("give the workload its own service account"),
+            );
+        }
+        for (i, wp) in ir.waypoints.iter().enumerate() {
+            // Where the choice itself is the error (Z0607), unused is no news.
+            if wp.derived || used.contains(&i) || self.ambiguous.contains(&wp.namespace) {
+                continue;
+            }
+            let span = self
+                .p
+                .namespaces
+                .iter()
+                .filter(|n| n.name.value == wp.namespace)
+                .flat_map(|n| &n.waypoints)
+                .find(|x| x.name.value == wp.name)
+                .map(|x| x.span);
+            if let Some(span) = span {
+                self.diags.push(
+                    Diagnostic::new(
+                        codes::UNUSED_WAYPOINT,
+                        format!("waypoint `{}` fronts no workload", wp.name),
+                        span,
+                        "unused",
+                    )
+                    .with_note(
+                        "ztp emits a waypoint only for workloads with L7 rules (or that name it with `waypoint = ...`)",
+                    )
+                    .with_help("remove it, or add `http` rules to a flow into this namespace"),
+                );
             }
         }
     }
@@ -414,7 +508,8 @@ impl Lowerer<'_> {
 
     /// The destination; external destinations without a port are reported
     /// (they would become peer-only Cilium rules).
-    fn dest(&mut self, d: &hir::Spanned<hir::Dest>, index: &Index) -> Option<Dest> {
+    /// `checks` is off for `expect`s: the checks judge what a flow allows.
+    fn dest(&mut self, d: &hir::Spanned<hir::Dest>, index: &Index, checks: bool) -> Option<Dest> {
         Some(match &d.value {
             hir::Dest::Workload { id, ports } => {
                 let w = self.p.workload(*id)?;
@@ -440,9 +535,13 @@ impl Lowerer<'_> {
                 Dest::Gateway { gateway: *index.gateways.get(id)?, ports }
             }
             hir::Dest::Fqdn { name, port } => {
-                self.pattern(name);
+                if checks {
+                    self.pattern(name);
+                }
                 match port {
                     Some(p) => Dest::Fqdn { name: name.value.clone(), port: p.value },
+                    // An expectation without a port speaks of every port.
+                    None if !checks => Dest::Fqdn { name: name.value.clone(), port: 0 },
                     None => {
                         self.no_port(d, &format!("\"{}\"", name.value));
                         return None;
@@ -450,9 +549,12 @@ impl Lowerer<'_> {
                 }
             }
             hir::Dest::Cidr { set, port } => {
-                self.whole_space(&set.cidr, &set.except);
+                if checks {
+                    self.whole_space(&set.cidr, &set.except);
+                }
                 match port {
                     Some(p) => Dest::Cidr { set: cidr_set(set), port: p.value },
+                    None if !checks => Dest::Cidr { set: cidr_set(set), port: 0 },
                     None => {
                         self.no_port(d, &set.cidr.value.to_string());
                         return None;
@@ -494,8 +596,12 @@ impl Lowerer<'_> {
                 d = d.with_secondary(s, "Cilium version set here");
             }
             self.diags.push(d);
-        } else if pat.starts_with('*') && !pat.starts_with("*.") && !pat.starts_with("**") && pat.len() > 1 {
-            let rest = pat.trim_start_matches('*');
+        } else if let Some(rest) = pat
+            .strip_prefix('*')
+            .filter(|r| r.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) && !r.contains('*'))
+        {
+            // `*-prod.example.com` is an in-label wildcard, read as written;
+            // `*github.com` looks like a forgotten dot.
             self.diags.push(
                 Diagnostic::new(
                     codes::PATTERN_MISREAD,
@@ -504,10 +610,11 @@ impl Lowerer<'_> {
                     "leading `*` without a dot",
                 )
                 .with_note(format!("Cilium reads a leading `*` as part of the first label: this matches `{rest}` and `evil{rest}`, but not `www.{rest}`"))
-                .with_help(format!("for subdomains write `\"*.{}\"`; for the name itself write `\"{}\"`", rest.trim_start_matches('.'), rest.trim_start_matches('.'))),
+                .with_help(format!("for subdomains write `\"*.{rest}\"`; for the name itself write `\"{rest}\"`")),
             );
         }
-        let fixed: Vec<&str> = pat.split('.').filter(|l| !l.contains('*')).collect();
+        // Labels that are not wholly wild (`*github` still names something).
+        let fixed: Vec<&str> = pat.split('.').filter(|l| !l.chars().all(|c| c == '*')).collect();
         if pat.chars().all(|c| c == '*' || c == '.') || fixed.len() < 2 {
             self.diags.push(
                 Diagnostic::new(
@@ -526,10 +633,22 @@ impl Lowerer<'_> {
             && except.is_empty()
             && let Some(span) = cidr.span
         {
+            let private = if cidr.value.addr.is_ipv4() {
+                "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16"
+            } else {
+                "fc00::/7, fe80::/10"
+            };
             self.diags.push(
-                    Diagnostic::new(codes::WHOLE_ADDRESS_SPACE, format!("`{}` is every address", cidr.value), span, "everything")
-                        .with_help("add `except [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16]` to keep private ranges out, or name the networks you need"),
-                );
+                Diagnostic::new(
+                    codes::WHOLE_ADDRESS_SPACE,
+                    format!("`{}` is every address", cidr.value),
+                    span,
+                    "everything",
+                )
+                .with_help(format!(
+                    "add `except [{private}]` to keep private ranges out, or name the networks you need"
+                )),
+            );
         }
     }
 
@@ -539,7 +658,9 @@ impl Lowerer<'_> {
             if let hir::Source::Cidr(set) = &f.src.value {
                 self.whole_space(&set.cidr, &set.except);
             }
-            let (Some(src), Some(dst)) = (self.peer(&f.src.value, index), self.dest(&f.dst, index)) else { continue };
+            let (Some(src), Some(dst)) = (self.peer(&f.src.value, index), self.dest(&f.dst, index, true)) else {
+                continue;
+            };
             let via = self.via(ir, &src, &dst);
             if let (Peer::Cidr(_), Dest::Workload { workload, .. }, MtlsMode::Strict) = (&src, &dst, ir.mesh.mtls) {
                 let name = ir.workload(*workload).map(|w| format!("{}/{}", w.namespace, w.name)).unwrap_or_default();
@@ -589,6 +710,29 @@ impl Lowerer<'_> {
             });
             if let (Some(h), None) = (&f.http, via) {
                 self.l7_without_waypoint(ir, &src, &dst, h.span);
+            }
+            // Pods of a `namespace(x)` source that dial pod IPs never pass
+            // the waypoint: they get their own, direct flow.
+            if let (Peer::Namespace { name, except }, Some(_)) = (&src, via) {
+                for (wi, w) in ir.workloads.iter().enumerate() {
+                    if w.namespace != *name || !w.uses_pod_ips || except.contains(&wi) {
+                        continue;
+                    }
+                    if let Some(h) = &f.http {
+                        self.diags.push(
+                            Diagnostic::new(codes::L7_WITHOUT_WAYPOINT, "no waypoint can enforce these `http` rules for every source", h.span, "L7 rules")
+                                .with_note(format!("`{}/{}` is part of the source and connects to pod IPs (`uses_pod_ips = true`), which never pass a service waypoint", w.namespace, w.name))
+                                .with_help(format!("leave it out: `namespace({name}) except {}`, and give it an L4 flow of its own", w.name)),
+                        );
+                    }
+                    flows.push(Flow {
+                        src: Peer::Workload(wi),
+                        dst: dst.clone(),
+                        http: None,
+                        via: None,
+                        origin: self.origin(f.span),
+                    });
+                }
             }
             flows.push(Flow { src, dst, http, via, origin: self.origin(f.span) });
         }
@@ -642,16 +786,7 @@ impl Lowerer<'_> {
     fn expects(&mut self, ir: &mut Ir, index: &Index) {
         for e in &self.p.expects {
             let Some(src) = self.peer(&e.src.value, index) else { continue };
-            // An expectation may name an external destination without a
-            // port: it then speaks of every port.
-            let dst = match &e.dst.value {
-                hir::Dest::Fqdn { name, port: None } => Dest::Fqdn { name: name.value.clone(), port: 0 },
-                hir::Dest::Cidr { set, port: None } => Dest::Cidr { set: cidr_set(set), port: 0 },
-                _ => {
-                    let Some(d) = self.dest(&e.dst, index) else { continue };
-                    d
-                }
-            };
+            let Some(dst) = self.dest(&e.dst, index, false) else { continue };
             let verdict = match e.verdict {
                 hir::Verdict::Allow => Verdict::Allow,
                 hir::Verdict::Deny => Verdict::Deny,
@@ -672,15 +807,17 @@ impl Lowerer<'_> {
             })
             .flat_map(|(g, w, ports)| ports.iter().map(move |p| (*g, *w, p.number)))
             .collect();
-        let namespace_allowed = |g: &Gateway, w: usize| {
+        // `namespace(x)` covers the gateways of x too (only workloads can be
+        // excepted), on the flow's ports.
+        let namespace_allowed = |g: &Gateway, w: usize, port: u16| {
             ir.flows.iter().any(|f| {
-                matches!((&f.src, &f.dst), (Peer::Namespace { name, except }, Dest::Workload { workload, .. })
-                    if *workload == w && *name == g.namespace && except.is_empty())
+                matches!((&f.src, &f.dst), (Peer::Namespace { name, .. }, Dest::Workload { workload, ports })
+                    if *workload == w && *name == g.namespace && ports.iter().any(|p| p.number == port))
             })
         };
         for (gi, g) in ir.gateways.iter().enumerate() {
             for r in &g.routes {
-                if allowed.contains(&(gi, r.backend, r.port)) || namespace_allowed(g, r.backend) {
+                if allowed.contains(&(gi, r.backend, r.port)) || namespace_allowed(g, r.backend, r.port) {
                     continue;
                 }
                 let Some(w) = ir.workload(r.backend) else { continue };

@@ -118,8 +118,14 @@ pub fn normalize(path: &Path) -> PathBuf {
         match c {
             Component::CurDir => {}
             Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
+                // `..` cancels a name, never another `..` (or the root).
+                let last = out.components().next_back();
+                match last {
+                    Some(Component::Normal(_)) => {
+                        out.pop();
+                    }
+                    Some(Component::RootDir | Component::Prefix(_)) => {}
+                    _ => out.push(".."),
                 }
             }
             other => out.push(other.as_os_str()),
@@ -155,6 +161,8 @@ struct Loader<'a> {
     edges: Vec<(SourceId, Span, SourceId)>,
     /// Where imports of standard input are resolved from.
     stdin_dir: Option<PathBuf>,
+    /// An import that exists but cannot be read: the run stops (exit 2).
+    io_error: Option<LoadError>,
 }
 
 /// Loads the program rooted at `path` (a file or a directory).
@@ -167,17 +175,19 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
         diagnostics: Vec::new(),
         edges: Vec::new(),
         stdin_dir: None,
+        io_error: None,
     };
     let mut queue = Vec::new();
     for e in &entries {
         let bytes = fs.read(e).map_err(|error| LoadError { path: e.clone(), error })?;
         queue.push(l.add_file(e, bytes));
     }
-    Ok(l.finish(queue))
+    let loaded = l.finish(queue)?;
+    Ok(loaded)
 }
 
 /// Loads a single in-memory text (stdin), with its imports resolved from `dir`.
-pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Loaded {
+pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Result<Loaded, LoadError> {
     let mut l = Loader {
         fs,
         sources: SourceMap::new(),
@@ -185,6 +195,7 @@ pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> L
         diagnostics: Vec::new(),
         edges: Vec::new(),
         stdin_dir: None,
+        io_error: None,
     };
     let id = l.sources.add(name, Origin::Stdin, text);
     l.parse(id, false);
@@ -195,7 +206,7 @@ pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> L
 impl Loader<'_> {
     /// Loads imports breadth-first from the entry files (each file once),
     /// then reports cycles.
-    fn finish(mut self, mut queue: Vec<SourceId>) -> Loaded {
+    fn finish(mut self, mut queue: Vec<SourceId>) -> Result<Loaded, LoadError> {
         let mut next = 0;
         while let Some(&id) = queue.get(next) {
             next += 1;
@@ -206,7 +217,10 @@ impl Loader<'_> {
             }
         }
         self.report_cycles();
-        Loaded { sources: self.sources, files: self.files, diagnostics: self.diagnostics }
+        if let Some(e) = self.io_error {
+            return Err(e);
+        }
+        Ok(Loaded { sources: self.sources, files: self.files, diagnostics: self.diagnostics })
     }
 
     fn add_file(&mut self, path: &Path, bytes: Vec<u8>) -> SourceId {
@@ -291,6 +305,13 @@ impl Loader<'_> {
 
     fn resolve_import(&mut self, from: SourceId, imp: &ast::Import) -> Option<SourceId> {
         let path = imp.path.value.as_str();
+        if path.trim().is_empty() {
+            self.diagnostics.push(
+                Diagnostic::new(codes::IMPORT_NOT_FOUND, "empty import path", imp.path.span, "nothing to import")
+                    .with_help("name a stdlib module (`\"std/baseline\"`) or a file relative to this one"),
+            );
+            return None;
+        }
         if let Some(module) = path.strip_prefix("std/") {
             if let Some(id) = self.sources.find_stdlib(path) {
                 return Some(id);
@@ -354,8 +375,13 @@ impl Loader<'_> {
             if self.fs.is_dir(c) {
                 continue;
             }
-            if let Ok(bytes) = self.fs.read(c) {
-                return Some(self.add_file(c, bytes));
+            match self.fs.read(c) {
+                Ok(bytes) => return Some(self.add_file(c, bytes)),
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    self.io_error.get_or_insert(LoadError { path: c.clone(), error: e });
+                    return None;
+                }
+                Err(_) => {}
             }
         }
         self.diagnostics.push(

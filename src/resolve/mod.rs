@@ -118,6 +118,7 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
         program: Program::default(),
         pending_flows: Vec::new(),
         pending_routes: Vec::new(),
+        names: BTreeMap::new(),
     };
 
     // Top-level statements of every file, sorted by kind.
@@ -187,6 +188,8 @@ struct Resolver<'a> {
     /// once everything is declared.
     pending_flows: Vec<(&'a ast::Flow, Option<NamespaceId>)>,
     pending_routes: Vec<(&'a ast::Route, GatewayId)>,
+    /// Workloads and gateways by namespace and name.
+    names: BTreeMap<(NamespaceId, String), Named>,
 }
 
 /// A `mesh`/`cluster` attribute and whether it came from the stdlib.
@@ -444,14 +447,19 @@ impl<'a> Resolver<'a> {
         list: impl Fn(&mut Namespace) -> &mut Vec<T>,
         item: T,
     ) -> bool {
+        let key = (ns, name.value.clone());
+        let taken = self.names.contains_key(&key);
         let Some(n) = self.program.namespaces.get_mut(ns.0) else { return false };
-        let first = n
-            .workloads
-            .iter()
-            .map(|w| &w.name)
-            .chain(n.gateways.iter().map(|g| &g.name))
-            .find(|x| x.value == name.value)
-            .and_then(|x| x.span);
+        let first = if !taken {
+            None
+        } else {
+            n.workloads
+                .iter()
+                .map(|w| &w.name)
+                .chain(n.gateways.iter().map(|g| &g.name))
+                .find(|x| x.value == name.value)
+                .and_then(|x| x.span)
+        };
         if let (Some(first), Some(span)) = (first, name.span) {
             let other = if n.workloads.iter().any(|w| w.name.value == name.value) { "workload" } else { "gateway" };
             let d = if other == what {
@@ -475,7 +483,15 @@ impl<'a> Resolver<'a> {
             self.diags.push(reserved(&name.value, span));
             return false;
         }
-        list(n).push(item);
+        let items = list(n);
+        let index = items.len();
+        items.push(item);
+        let named = if what == "workload" {
+            Named::Workload(WorkloadId { ns, index })
+        } else {
+            Named::Gateway(GatewayId { ns, index })
+        };
+        self.names.insert(key, named);
         true
     }
 
@@ -602,7 +618,7 @@ impl<'a> Resolver<'a> {
                 Err(d) => self.diags.push(d),
             }
         }
-        if out.is_empty() {
+        if b.body.stmts.is_empty() {
             self.diags.push(
                 Diagnostic::new(codes::EMPTY, "empty selector", b.body.span, "selects every pod of the namespace")
                     .with_help("name at least one label, e.g. `selector { app = \"api\" }`, or drop the block to use `app = <workload name>`"),
@@ -613,7 +629,9 @@ impl<'a> Resolver<'a> {
 
     fn port_number(&mut self, a: Option<&&'a ast::Attr>) -> Option<Spanned<u16>> {
         let a = a?;
-        match self.values.number(&a.value).and_then(|(t, sp)| typeck::parse_port(&t, sp).map(|n| Spanned::new(n, sp))) {
+        // The number's span is where it is used (a constant may be shared).
+        let at = a.value.span();
+        match self.values.number(&a.value).and_then(|(t, sp)| typeck::parse_port(&t, sp).map(|n| Spanned::new(n, at))) {
             Ok(n) => Some(n),
             Err(d) => {
                 self.diags.push(d);
@@ -626,19 +644,18 @@ impl<'a> Resolver<'a> {
         let name = self.block_name(b, "port", "http")?;
         let parts = split(&b.body.stmts, &PORT, &mut self.diags);
         parts.require("port", "number", "8080", b.kind.span, &mut self.diags);
-        let number_attr = parts.attrs.get("number")?;
-        let number = self.port_number(Some(number_attr))?;
+        let number = self.port_number(parts.attrs.get("number"));
         let protocol = match parts.attrs.get("protocol") {
             Some(a) => match self.values.word(&a.value, PROTOCOLS, "protocol") {
-                Ok((p, sp)) => Spanned::new(p, sp),
+                Ok((p, sp)) => Some(Spanned::new(p, sp)),
                 Err(d) => {
                     self.diags.push(d);
-                    return None;
+                    None
                 }
             },
-            None => Spanned::default_value(Protocol::Tcp),
+            None => Some(Spanned::default_value(Protocol::Tcp)),
         };
-        Some(Port { name, number, protocol, span: b.span })
+        Some(Port { name, number: number?, protocol: protocol?, span: b.span })
     }
 
     fn gateway(&mut self, b: &'a Block) -> Option<(Gateway, Vec<&'a ast::Route>)> {
@@ -834,13 +851,10 @@ impl<'a> Resolver<'a> {
                 }
             },
         };
+        if let Some(found) = self.names.get(&(ns_id, name.text.clone())) {
+            return Some(*found);
+        }
         let n = self.program.namespace(ns_id)?;
-        if let Some(i) = n.workloads.iter().position(|w| w.name.value == name.text) {
-            return Some(Named::Workload(WorkloadId { ns: ns_id, index: i }));
-        }
-        if let Some(i) = n.gateways.iter().position(|g| g.name.value == name.text) {
-            return Some(Named::Gateway(GatewayId { ns: ns_id, index: i }));
-        }
         if n.waypoints.iter().any(|w| w.name.value == name.text) {
             self.diags.push(
                 Diagnostic::new(
@@ -1241,10 +1255,11 @@ impl<'a> Resolver<'a> {
         let mut m = HttpMatch { methods: Vec::new(), paths: Vec::new(), headers: Vec::new(), span: b.span };
         if let Some(a) = parts.attrs.get("methods") {
             for item in self.non_empty_list(a)? {
-                let (text, sp) = match v.resolved(item, "an HTTP method") {
-                    Ok(Value::Ident(i)) => (i.text.clone(), i.span),
-                    Ok(Value::Str(s)) => (s.value.clone(), s.span),
-                    Ok(other) => {
+                // A method is a word; a constant may hold one.
+                let (text, sp) = match v.follow(item) {
+                    Value::Ident(i) => (i.text.clone(), i.span),
+                    Value::Str(s) => (s.value.clone(), s.span),
+                    other => {
                         self.diags.push(
                             Diagnostic::new(
                                 codes::TYPE_MISMATCH,
@@ -1256,11 +1271,6 @@ impl<'a> Resolver<'a> {
                         );
                         continue;
                     }
-                    Err(_) => match item {
-                        // An unknown word is most likely a misspelt method.
-                        Value::Ident(i) => (i.text.clone(), i.span),
-                        _ => continue,
-                    },
                 };
                 match typeck::parse_method(&text, sp) {
                     Ok(meth) => m.methods.push(Spanned::new(meth, sp)),
@@ -1292,7 +1302,20 @@ impl<'a> Resolver<'a> {
                     for e in entries {
                         match v.string(&e.value) {
                             Ok((val, vs)) => {
+                                let lower = e.key.text.to_ascii_lowercase();
                                 if let Some(d) = typeck::check_header(&e.key.text, e.key.span, &val, vs) {
+                                    self.diags.push(d);
+                                } else if let Some((first, _)) = m.headers.iter().find(|(k, _)| k.value == lower) {
+                                    let mut d = Diagnostic::new(
+                                        codes::DUPLICATE_ATTRIBUTE,
+                                        format!("header `{}` is matched twice", e.key.text),
+                                        e.key.span,
+                                        "matched again here",
+                                    )
+                                    .with_help("header names are case-insensitive; match each header once");
+                                    if let Some(s) = first.span {
+                                        d = d.with_secondary(s, "first matched here");
+                                    }
                                     self.diags.push(d);
                                 } else {
                                     m.headers.push((
@@ -1460,6 +1483,7 @@ impl<'a> Resolver<'a> {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Named {
     Workload(WorkloadId),
     Gateway(GatewayId),

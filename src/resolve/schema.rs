@@ -219,6 +219,11 @@ impl<'a> Values<'a> {
         found
     }
 
+    /// The value behind any constants, without judging it.
+    pub fn follow(&self, v: &'a Value) -> &'a Value {
+        self.constant(v).unwrap_or(v)
+    }
+
     /// Adds "used here" at the use of a constant when a diagnostic points
     /// into the constant's definition.
     fn at_use(v: &Value, d: Diagnostic) -> Diagnostic {
@@ -268,6 +273,13 @@ impl<'a> Values<'a> {
             _ => v,
         };
         match r {
+            Value::Ident(i) if self.consts.contains_key(&i.text) => Err(Diagnostic::new(
+                codes::UNKNOWN_CONSTANT,
+                format!("constant `{}` is defined in terms of itself", i.text),
+                i.span,
+                "a cycle of constants",
+            )
+            .with_help("give one of the constants in the cycle a literal value")),
             Value::Ident(i) => Err(Self::at_use(v, self.unknown_constant(i, expected))),
             _ => Ok(r),
         }

@@ -111,7 +111,15 @@ fn trivia(source: SourceId, text: &str, pairs: Pairs<'_, Rule>) -> Trivia {
             Comment { text: p.as_str().trim_end().to_string(), span: Span::new(source, s.start(), s.end()), own_line }
         })
         .collect();
-    Trivia { comments }
+    let mut blank_lines = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > 0 && line.trim().is_empty() {
+            blank_lines.push(offset);
+        }
+        offset += line.len();
+    }
+    Trivia { comments, blank_lines }
 }
 
 /// A lexical pass before pest: reports unterminated strings (the grammar
@@ -233,6 +241,7 @@ fn mask_line(text: &mut String, pos: usize) -> bool {
 fn describe_rule(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         Rule::EOI => "end of file",
+        Rule::file => "a statement",
         Rule::import => "`import`",
         Rule::let_decl => "`let`",
         Rule::flow | Rule::flow_keyword | Rule::kw_allow => "`allow`",
@@ -272,6 +281,8 @@ fn found_at(text: &str, pos: usize) -> String {
         "end of line".into()
     } else if first == '"' {
         "a string".into()
+    } else if first.is_control() || first == '\u{FEFF}' || !first.is_ascii() && !first.is_alphanumeric() {
+        format!("the character U+{:04X}", u32::from(first))
     } else {
         format!("`{first}`")
     }
@@ -306,11 +317,11 @@ fn syntax_error(source: SourceId, text: &str, pos: usize, e: &pest::error::Error
         expected.insert(0, "a value".into());
     }
     // Where any statement may start, say so instead of listing them all.
-    if expected.iter().any(|e| e == "a block") {
+    if expected.iter().any(|e| e == "a block" || e == "a statement") {
         expected.retain(|e| e == "`}`" || e == "end of file");
         expected.insert(0, "a statement".into());
     }
-    let end = text.trim_end().len();
+    let end = text.trim_end_matches([' ', '\t', '\r', '\n']).len();
     let at_end = pos >= end;
     let found = if at_end { "end of file".to_string() } else { found_at(text, pos) };
     let message = if expected.is_empty() {

@@ -104,7 +104,7 @@ fn documentation_examples_parse_and_complete_ones_check() {
             // Examples without local imports are complete programs.
             if !block.contains("import \"common") && !block.contains("import \"shared") {
                 let fs = ztp::resolve::load::MemoryFs::default();
-                let checked = driver::check_text(&fs, "doc.ztp", block.clone(), std::path::Path::new(""));
+                let checked = driver::check_text(&fs, "doc.ztp", block.clone(), std::path::Path::new("")).unwrap();
                 let errors: Vec<String> = checked
                     .diagnostics
                     .sorted()

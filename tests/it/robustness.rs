@@ -1,4 +1,4 @@
-//! No input makes `check` or `fmt` panic or overflow the stack. Every example
+//! No input makes `check`, `build` or `fmt` panic or overflow the stack. Every example
 //! and fixture is mutated many ways (deletions, duplications, swapped
 //! characters and tokens, truncation, random bytes, deep nesting) and each
 //! mutant must produce diagnostics or success. Mutants that parse must also
@@ -122,11 +122,16 @@ fn mutate(text: &str, rng: &mut Rng) -> String {
 
 fn exercise(text: &str) {
     let fs = MemoryFs::default();
-    let checked = driver::check_text(&fs, "mutant.ztp", text.to_string(), Path::new(""));
+    let checked = driver::check_text(&fs, "mutant.ztp", text.to_string(), Path::new("")).unwrap();
     // Rendering must not panic either.
     for d in checked.diagnostics.iter() {
         let _ = ztp::diag::render::human(d, &checked.sources, false);
         let _ = ztp::diag::render::json(d, &checked.sources);
+    }
+    // A mutant that still checks must also build.
+    if let Some(ir) = &checked.ir {
+        let ms = ztp::backend::emit(ir);
+        let _ = ztp::manifest::to_yaml(&ms);
     }
     let _ = check_invariants("mutant.ztp", text);
 }
@@ -159,7 +164,7 @@ fn hostile_nesting_is_a_diagnostic() {
             close.repeat(10_000).to_string(),
         ] {
             let fs = MemoryFs::default();
-            let checked = driver::check_text(&fs, "deep.ztp", text, Path::new(""));
+            let checked = driver::check_text(&fs, "deep.ztp", text, Path::new("")).unwrap();
             assert!(checked.diagnostics.has_errors());
         }
     }
