@@ -15,7 +15,7 @@
 
 use super::{Meta, obj, owned, spec};
 use crate::hir::HboneMode;
-use crate::ir::{CidrSet, Dest, Flow, Ir, Peer, Workload};
+use crate::ir::{CidrSet, Dest, Flow, FlowIndex, Ir, Peer, Workload};
 use crate::manifest::{Layer, Manifest};
 use crate::typeck::DnsName;
 use serde_json::{Value, json};
@@ -27,6 +27,8 @@ const NS_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
 const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 pub const HBONE_PORT: u16 = 15008;
 pub const ISTIOD_XDS_PORT: u16 = 15012;
+/// Where waypoints (and other Istio proxies) serve merged Prometheus metrics.
+pub const PROXY_METRICS_PORT: u16 = 15020;
 /// The address kubelet probes to ambient pods are SNATed to.
 pub const PROBE_SNAT: &str = "169.254.7.127/32";
 
@@ -292,13 +294,6 @@ impl Rules {
     }
 }
 
-/// Whether a flow's connection leaves from pod `w` (a workload source, or
-/// one of the pods of a `namespace(x)` source — those are covered by the
-/// namespace policy instead).
-fn from_workload(f: &Flow, w: usize) -> bool {
-    f.src == Peer::Workload(w)
-}
-
 /// The egress of one client for one flow.
 fn egress(ir: &Ir, f: &Flow, rules: &mut Rules) {
     let per_flow = ir.cluster.hbone == HboneMode::PerFlow;
@@ -398,22 +393,27 @@ fn policy_body(description: String, selector: Value, ingress: &Rules, egress: &R
 /// per namespace that is a flow's source.
 pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
     let mut out = Vec::new();
+    let ix = ir.flow_index();
+    let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
     for (wi, w) in ir.workloads.iter().enumerate() {
         let (mut inn, mut eg) = (Rules::default(), Rules::default());
-        for f in &ir.flows {
-            if matches!(&f.dst, Dest::Workload { workload, .. } if *workload == wi) && f.via.is_none() {
-                ingress(ir, f, &mut inn);
-            }
-            if from_workload(f, wi) {
-                egress(ir, f, &mut eg);
+        let incoming = FlowIndex::get(&ix.to_workload, wi);
+        for f in incoming.iter().filter(|f| f.via.is_none()) {
+            ingress(ir, f, &mut inn);
+        }
+        for f in FlowIndex::get(&ix.from_workload, wi) {
+            egress(ir, f, &mut eg);
+        }
+        // A scraper of waypoints reaches each one's metrics port directly
+        // (waypoint pods are outside the mesh, so this is not HBONE).
+        if w.scrapes_waypoints {
+            for wp in used.iter().filter_map(|i| ir.waypoint(*i)) {
+                eg.endpoint(gateway_pods(&wp.namespace, &wp.name), vec![PROXY_METRICS_PORT]);
             }
         }
         // Through a waypoint, the destination's ingress is from the waypoint.
         if let Some(wp) = w.waypoint.and_then(|i| ir.waypoint(i))
-            && ir
-                .flows
-                .iter()
-                .any(|f| f.via.is_some() && matches!(&f.dst, Dest::Workload { workload, .. } if *workload == wi))
+            && incoming.iter().any(|f| f.via.is_some())
             && ir.cluster.hbone == HboneMode::PerFlow
         {
             inn.endpoint(gateway_pods(&wp.namespace, &wp.name), vec![HBONE_PORT]);
@@ -425,13 +425,11 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
     }
     for (gi, g) in ir.gateways.iter().enumerate() {
         let (mut inn, mut eg) = (Rules::default(), Rules::default());
-        for f in &ir.flows {
-            if matches!(&f.dst, Dest::Gateway { gateway, .. } if *gateway == gi) {
-                ingress(ir, f, &mut inn);
-            }
-            if f.src == Peer::Gateway(gi) {
-                egress(ir, f, &mut eg);
-            }
+        for f in FlowIndex::get(&ix.to_gateway, gi) {
+            ingress(ir, f, &mut inn);
+        }
+        for f in FlowIndex::get(&ix.from_gateway, gi) {
+            egress(ir, f, &mut eg);
         }
         proxy_needs(ir, &mut eg);
         let desc = format!("ztp: ingress gateway {}/{}", g.namespace, g.name);
@@ -440,11 +438,13 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
             out.push(cnp(ir, &g.namespace, format!("ztp-gw-{}", g.name), &g.origin, body));
         }
     }
-    let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
     for (pi, wp) in ir.waypoints.iter().enumerate().filter(|(i, _)| used.contains(i)) {
         let (mut inn, mut eg) = (Rules::default(), Rules::default());
+        for scraper in ir.workloads.iter().filter(|w| w.scrapes_waypoints) {
+            inn.endpoint(workload_pods(scraper), vec![PROXY_METRICS_PORT]);
+        }
         if ir.cluster.hbone == HboneMode::PerFlow {
-            for f in ir.flows.iter().filter(|f| f.via == Some(pi)) {
+            for f in FlowIndex::get(&ix.via_waypoint, pi) {
                 if let Some(peer) = peer_pods(ir, &f.src) {
                     inn.endpoint(peer, vec![HBONE_PORT]);
                 }
@@ -594,6 +594,29 @@ namespace b {
         assert_eq!(
             api["spec"]["ingress"][0]["fromEndpoints"],
             json!([{"matchLabels": {NS_LABEL: "a"}, "matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["x"]}]}])
+        );
+    }
+
+    #[test]
+    fn waypoint_scrapers_reach_every_waypoints_metrics() {
+        let ir = ir_of(
+            r#"namespace m { workload prom { scrapes_waypoints = true, uses_pod_ips = true } }
+namespace a {
+  workload web {}
+  workload api { port http { number = 80, protocol = http } }
+  allow web -> api:http { http { methods = [GET] } }
+}"#,
+        );
+        let ms = workload_policies(&ir);
+        let wp = find(&ms, "CiliumNetworkPolicy", "ztp-wp-waypoint");
+        assert!(wp["spec"]["ingress"].to_string().contains(r#""app":"prom""#));
+        let prom = find(&ms, "CiliumNetworkPolicy", "ztp-wl-prom");
+        assert_eq!(
+            prom["spec"]["egress"],
+            json!([{
+                "toEndpoints": [{"matchLabels": {GATEWAY_NAME_LABEL: "waypoint", NS_LABEL: "a"}}],
+                "toPorts": [{"ports": [{"port": "15020", "protocol": "TCP"}]}],
+            }])
         );
     }
 

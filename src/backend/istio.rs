@@ -16,7 +16,7 @@
 
 use super::{Meta, obj, owned, spec};
 use crate::hir::MtlsMode;
-use crate::ir::{Dest, Flow, Ir, Peer};
+use crate::ir::{Dest, Flow, FlowIndex, Ir, Peer};
 use crate::manifest::{Layer, Manifest};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,10 +114,11 @@ fn dest_ports(f: &Flow) -> Vec<u16> {
 /// last step), so it never precedes the waypoint it admits.
 pub fn l4_policies(ir: &Ir) -> Vec<Manifest> {
     let mut out = Vec::new();
+    let ix = ir.flow_index();
     for (wi, w) in ir.workloads.iter().enumerate() {
         // ports → clients allowed on them.
         let mut by_ports: BTreeMap<Vec<u16>, BTreeSet<Client>> = BTreeMap::new();
-        for f in ir.flows.iter().filter(|f| matches!(&f.dst, Dest::Workload { workload, .. } if *workload == wi)) {
+        for f in FlowIndex::get(&ix.to_workload, wi) {
             let who = match f.via.and_then(|i| ir.waypoint(i)) {
                 Some(wp) => Some(Client::Principal(wp.principal.clone())),
                 None => client(ir, &f.src),
@@ -158,16 +159,14 @@ pub fn l4_policies(ir: &Ir) -> Vec<Manifest> {
 /// L7 policies at each waypoint, one per fronted workload's Service.
 pub fn l7_policies(ir: &Ir) -> Vec<Manifest> {
     let mut out = Vec::new();
+    let ix = ir.flow_index();
     for (wi, w) in ir.workloads.iter().enumerate() {
         if w.waypoint.is_none() {
             continue;
         }
         let mut rules: BTreeSet<String> = BTreeSet::new();
-        for f in ir.flows.iter().filter(|f| f.via.is_some()) {
-            let Dest::Workload { workload, ports } = &f.dst else { continue };
-            if *workload != wi {
-                continue;
-            }
+        for f in FlowIndex::get(&ix.to_workload, wi).iter().filter(|f| f.via.is_some()) {
+            let Dest::Workload { ports, .. } = &f.dst else { continue };
             let Some(c) = client(ir, &f.src) else { continue };
             let numbers: Vec<u16> = ports.iter().map(|p| p.number).collect();
             let operation = obj([

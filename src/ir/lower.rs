@@ -155,6 +155,7 @@ impl Lowerer<'_> {
                 selector: w.selector.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
                 ports,
                 uses_pod_ips: w.uses_pod_ips.value,
+                scrapes_waypoints: w.scrapes_waypoints.value,
                 waypoint: None,
                 ingress_use_waypoint: false,
                 origin: self.origin(w.span),

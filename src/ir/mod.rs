@@ -84,6 +84,8 @@ pub struct Workload {
     /// Sorted by number.
     pub ports: Vec<Port>,
     pub uses_pod_ips: bool,
+    /// Scrapes every waypoint's metrics (port 15020).
+    pub scrapes_waypoints: bool,
     /// The waypoint that fronts this workload's Service, if any.
     pub waypoint: Option<usize>,
     /// Whether ingress gateway traffic to the Service goes through the
@@ -216,7 +218,44 @@ pub struct Expect {
     pub origin: Origin,
 }
 
+/// Flows by the workload, gateway or waypoint they touch, so backends do
+/// not rescan every flow for every object.
+#[derive(Default)]
+pub struct FlowIndex<'a> {
+    pub to_workload: BTreeMap<usize, Vec<&'a Flow>>,
+    pub from_workload: BTreeMap<usize, Vec<&'a Flow>>,
+    pub to_gateway: BTreeMap<usize, Vec<&'a Flow>>,
+    pub from_gateway: BTreeMap<usize, Vec<&'a Flow>>,
+    pub via_waypoint: BTreeMap<usize, Vec<&'a Flow>>,
+}
+
+impl<'a> FlowIndex<'a> {
+    pub fn get<'m>(map: &'m BTreeMap<usize, Vec<&'a Flow>>, i: usize) -> &'m [&'a Flow] {
+        map.get(&i).map_or(&[], Vec::as_slice)
+    }
+}
+
 impl Ir {
+    pub fn flow_index(&self) -> FlowIndex<'_> {
+        let mut ix = FlowIndex::default();
+        for f in &self.flows {
+            match &f.dst {
+                Dest::Workload { workload, .. } => ix.to_workload.entry(*workload).or_default().push(f),
+                Dest::Gateway { gateway, .. } => ix.to_gateway.entry(*gateway).or_default().push(f),
+                Dest::Fqdn { .. } | Dest::Cidr { .. } => {}
+            }
+            match &f.src {
+                Peer::Workload(w) => ix.from_workload.entry(*w).or_default().push(f),
+                Peer::Gateway(g) => ix.from_gateway.entry(*g).or_default().push(f),
+                _ => {}
+            }
+            if let Some(v) = f.via {
+                ix.via_waypoint.entry(v).or_default().push(f);
+            }
+        }
+        ix
+    }
+
     /// Names of the namespaces ztp enrolls and default-denies.
     pub fn namespace_names(&self) -> impl Iterator<Item = &str> {
         self.namespaces.iter().map(|n| n.name.as_str())

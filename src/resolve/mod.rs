@@ -52,7 +52,7 @@ const NAMESPACE: Shape =
     Shape { what: "namespace", attrs: &[], blocks: &["workload", "gateway", "waypoint"], flows: true, routes: false };
 const WORKLOAD: Shape = Shape {
     what: "workload",
-    attrs: &["service_account", "service", "uses_pod_ips", "waypoint"],
+    attrs: &["service_account", "service", "uses_pod_ips", "scrapes_waypoints", "waypoint"],
     blocks: &["selector", "port"],
     flows: false,
     routes: false,
@@ -561,7 +561,7 @@ impl<'a> Resolver<'a> {
             },
             None => Spanned::default_value(name.value.clone()),
         };
-        let uses_pod_ips = match parts.attrs.get("uses_pod_ips").map(|a| v.boolean(&a.value)) {
+        let mut flag = |key: &str| match parts.attrs.get(key).map(|a| v.boolean(&a.value)) {
             Some(Ok((b, sp))) => Spanned::new(b, sp),
             Some(Err(d)) => {
                 self.diags.push(d);
@@ -569,6 +569,8 @@ impl<'a> Resolver<'a> {
             }
             None => Spanned::default_value(false),
         };
+        let uses_pod_ips = flag("uses_pod_ips");
+        let scrapes_waypoints = flag("scrapes_waypoints");
         let waypoint = match parts.attrs.get("waypoint").map(|a| v.string(&a.value)) {
             Some(Ok((s, sp))) => Some(Spanned::new(s, sp)),
             Some(Err(d)) => {
@@ -577,7 +579,17 @@ impl<'a> Resolver<'a> {
             }
             None => None,
         };
-        Some(Workload { name, service_account, selector, ports, service, uses_pod_ips, waypoint, span: b.span })
+        Some(Workload {
+            name,
+            service_account,
+            selector,
+            ports,
+            service,
+            uses_pod_ips,
+            scrapes_waypoints,
+            waypoint,
+            span: b.span,
+        })
     }
 
     fn labels(&mut self, b: &'a Block) -> Vec<(Spanned<String>, Spanned<String>)> {
@@ -969,7 +981,7 @@ impl<'a> Resolver<'a> {
                 }
             }
         };
-        Some(Spanned::new(src, e.target.span()))
+        Some(Spanned::new(src, e.span))
     }
 
     fn ns_name(&self, ns: NamespaceId) -> String {
