@@ -237,10 +237,15 @@ fn build(path: Option<PathBuf>, o: BuildOptions, message_format: MessageFormat, 
         None => output::Waves::None,
         Some(WaveStyle::Argocd) => output::Waves::ArgoCd,
         Some(WaveStyle::Flux) => {
-            let path = o.flux_path.clone().unwrap_or_else(|| {
-                let rel = normalize(Path::new(&o.output)).display().to_string();
-                format!("./{}", rel.trim_start_matches("./"))
-            });
+            let out_dir = Path::new(&o.output);
+            if o.flux_path.is_none() && out_dir.is_absolute() {
+                eprintln!(
+                    "error: `-o {}` is absolute; give `--flux-path`, the output directory's path in the Git repository",
+                    o.output
+                );
+                return ExitCode::from(2);
+            }
+            let path = o.flux_path.clone().unwrap_or_else(|| format!("./{}", normalize(out_dir).display()));
             output::Waves::Flux { source: o.flux_source.clone(), path: path.trim_end_matches('/').to_string() }
         }
     };

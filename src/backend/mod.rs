@@ -58,6 +58,17 @@ pub(crate) fn owned(ir: &Ir, m: Meta<'_>, labels: BTreeMap<String, String>, body
     let mut labels = labels;
     labels.insert(MANAGED_BY.into(), "ztp".into());
     labels.insert(PART_OF.into(), ir.stack.clone());
+    manifest(m, labels, body, Ownership::Owned)
+}
+
+/// Labels ztp sets on an object someone else owns. It carries no ownership
+/// labels: another tool's `managed-by` stays as it is, and an ApplySet prune
+/// never selects it.
+pub(crate) fn labels_only(m: Meta<'_>, labels: BTreeMap<String, String>) -> Manifest {
+    manifest(m, labels, Map::new(), Ownership::LabelsOnly)
+}
+
+fn manifest(m: Meta<'_>, labels: BTreeMap<String, String>, body: Map<String, Value>, ownership: Ownership) -> Manifest {
     Manifest {
         layer: m.layer,
         step: m.step,
@@ -68,25 +79,7 @@ pub(crate) fn owned(ir: &Ir, m: Meta<'_>, labels: BTreeMap<String, String>, body
         labels,
         annotations: BTreeMap::from([(SOURCE.to_string(), m.origin.0.clone())]),
         body,
-        ownership: Ownership::Owned,
-    }
-}
-
-/// Labels ztp sets on an object someone else owns. It carries no ownership
-/// labels: another tool's `managed-by` stays as it is, and an ApplySet prune
-/// never selects it.
-pub(crate) fn labels_only(m: Meta<'_>, labels: BTreeMap<String, String>) -> Manifest {
-    Manifest {
-        layer: m.layer,
-        step: m.step,
-        api_version: m.api_version,
-        kind: m.kind,
-        namespace: m.namespace.map(str::to_string),
-        name: m.name,
-        labels,
-        annotations: BTreeMap::from([(SOURCE.to_string(), m.origin.0.clone())]),
-        body: Map::new(),
-        ownership: Ownership::LabelsOnly,
+        ownership,
     }
 }
 

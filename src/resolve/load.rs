@@ -168,15 +168,7 @@ struct Loader<'a> {
 /// Loads the program rooted at `path` (a file or a directory).
 pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
     let entries = entry_files(fs, path)?;
-    let mut l = Loader {
-        fs,
-        sources: SourceMap::new(),
-        files: Vec::new(),
-        diagnostics: Vec::new(),
-        edges: Vec::new(),
-        stdin_dir: None,
-        io_error: None,
-    };
+    let mut l = Loader::new(fs, None);
     let mut queue = Vec::new();
     for e in &entries {
         let bytes = fs.read(e).map_err(|error| LoadError { path: e.clone(), error })?;
@@ -188,22 +180,25 @@ pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
 
 /// Loads a single in-memory text (stdin), with its imports resolved from `dir`.
 pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Result<Loaded, LoadError> {
-    let mut l = Loader {
-        fs,
-        sources: SourceMap::new(),
-        files: Vec::new(),
-        diagnostics: Vec::new(),
-        edges: Vec::new(),
-        stdin_dir: None,
-        io_error: None,
-    };
+    let mut l = Loader::new(fs, Some(dir.to_path_buf()));
     let id = l.sources.add(name, Origin::Stdin, text);
     l.parse(id, false);
-    l.stdin_dir = Some(dir.to_path_buf());
     l.finish(vec![id])
 }
 
-impl Loader<'_> {
+impl<'a> Loader<'a> {
+    fn new(fs: &'a dyn FileSystem, stdin_dir: Option<PathBuf>) -> Self {
+        Loader {
+            fs,
+            sources: SourceMap::new(),
+            files: Vec::new(),
+            diagnostics: Vec::new(),
+            edges: Vec::new(),
+            stdin_dir,
+            io_error: None,
+        }
+    }
+
     /// Loads imports breadth-first from the entry files (each file once),
     /// then reports cycles.
     fn finish(mut self, mut queue: Vec<SourceId>) -> Result<Loaded, LoadError> {

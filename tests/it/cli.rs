@@ -139,3 +139,37 @@ fn readme_commands_work() {
     assert!(readme.contains("cargo run -- check examples/hello-db"));
     assert!(readme.contains("cargo test --locked"));
 }
+
+#[test]
+fn build_writes_layers_or_a_stream_and_nothing_on_errors() {
+    let dir = scratch("build");
+    let out = dir.join("out");
+    let o = ztp(&["build", "examples/hello-db", "-o", out.to_str().unwrap()], None);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("00-namespaces.yaml").is_file() && out.join("kustomization.yaml").is_file());
+    let o = ztp(&["build", "examples/hello-db"], None);
+    assert_eq!(code(&o), 0);
+    let stream = String::from_utf8(o.stdout).unwrap();
+    assert!(stream.starts_with("---\napiVersion: v1\nkind: Namespace\n"));
+    // A program with errors writes nothing.
+    std::fs::write(dir.join("bad.ztp"), "namespace demo {\n  allow x -> y\n}\n").unwrap();
+    let bad_out = dir.join("bad-out");
+    let o = ztp(&["build", dir.join("bad.ztp").to_str().unwrap(), "-o", bad_out.to_str().unwrap()], None);
+    assert_eq!(code(&o), 1);
+    assert!(!bad_out.exists());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing written"));
+}
+
+#[test]
+fn build_options_are_validated() {
+    assert_eq!(code(&ztp(&["build", "examples/hello-db", "--stack", "Not_Valid"], None)), 2);
+    assert_eq!(code(&ztp(&["build", "examples/hello-db", "--annotate-waves", "flux"], None)), 2);
+    let abs = scratch("flux").join("out");
+    let o = ztp(&["build", "examples/hello-db", "--annotate-waves", "flux", "-o", abs.to_str().unwrap()], None);
+    assert_eq!(code(&o), 2, "an absolute -o needs --flux-path");
+    let o = ztp(&["build", "examples/hello-db", "--stack", "lab", "--annotate-waves", "argocd"], None);
+    assert_eq!(code(&o), 0);
+    let stream = String::from_utf8(o.stdout).unwrap();
+    assert!(stream.contains("app.kubernetes.io/part-of: lab") && stream.contains("name: ztp-lab-default-deny"));
+    assert!(stream.contains("argocd.argoproj.io/sync-wave: '90'"));
+}
