@@ -54,6 +54,9 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
         if !diagnostics.has_errors() {
             let (ir, ds) = ir::lower(&p, &loaded.sources, root, stack);
             diagnostics.extend(ds);
+            if let Some(ir) = &ir {
+                diagnostics.extend(name_clashes(&backend::emit(ir), &loaded));
+            }
             if !diagnostics.has_errors() {
                 program = Some(p);
                 ir_out = ir;
@@ -61,6 +64,37 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
         }
     }
     Checked { sources: loaded.sources, program, ir: ir_out, diagnostics, file_count }
+}
+
+/// Objects that would share kind, namespace and name (a safety net under
+/// the naming scheme: one would silently replace the other).
+fn name_clashes(ms: &[Manifest], loaded: &Loaded) -> Vec<Diagnostic> {
+    let mut seen: std::collections::BTreeMap<(String, Option<String>, String), &Manifest> = Default::default();
+    let mut out = Vec::new();
+    let at = loaded
+        .files
+        .iter()
+        .find(|f| !f.is_stdlib)
+        .map_or(crate::source::Span::default(), |f| crate::source::Span::new(f.id, 0, 0));
+    let origin = |m: &Manifest| m.annotations.get(backend::SOURCE).cloned().unwrap_or_default();
+    for m in ms {
+        let key = (m.group_kind(), m.namespace.clone(), m.name.clone());
+        match seen.get(&key) {
+            Some(first) => out.push(
+                Diagnostic::new(
+                    crate::diag::codes::NAME_CLASH,
+                    format!("two objects would be named {}: from {} and from {}", m.id(), origin(first), origin(m)),
+                    at,
+                    "in this program",
+                )
+                .with_help("rename one of the declarations at those lines"),
+            ),
+            None => {
+                seen.insert(key, m);
+            }
+        }
+    }
+    out
 }
 
 /// The outcome of building a program: the checked program's manifests,

@@ -113,6 +113,8 @@ fn kustomization(resources: &[String]) -> String {
     for r in resources {
         s.push_str(&format!("- {r}\n"));
     }
+    // Keep that order: kustomize would otherwise sort by kind.
+    s.push_str("sortOptions:\n  order: fifo\n");
     s
 }
 

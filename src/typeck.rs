@@ -496,6 +496,13 @@ pub fn check_header(name: &str, name_span: Span, value: &str, value_span: Span) 
             .with_help("match hosts with the gateway's `hostname` or a route's `hostnames` instead"),
         );
     }
+    if value.contains('*') {
+        return Some(
+            Diagnostic::new(codes::BAD_HEADER, format!("header value for `{name}` contains `*`"), value_span, "a wildcard")
+                .with_note("header values are matched exactly; Istio would read `*` as a wildcard (any value, or a prefix or suffix)")
+                .with_help("write the exact value the header must have"),
+        );
+    }
     if value.chars().any(|c| !(c == ' ' || c == '\t' || c.is_ascii_graphic())) {
         return Some(
             Diagnostic::new(

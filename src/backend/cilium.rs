@@ -54,8 +54,12 @@ fn tcp(port: u16) -> Value {
     json!({"port": port.to_string(), "protocol": "TCP"})
 }
 
+/// Cilium takes at most 40 ports per `toPorts` entry.
+const MAX_PORTS_PER_ENTRY: usize = 40;
+
 fn ports_rule(ports: impl IntoIterator<Item = u16>) -> Value {
-    json!([{"ports": ports.into_iter().map(tcp).collect::<Vec<_>>()}])
+    let ports: Vec<Value> = ports.into_iter().map(tcp).collect();
+    json!(ports.chunks(MAX_PORTS_PER_ENTRY).map(|c| json!({"ports": c})).collect::<Vec<_>>())
 }
 
 /// DNS to kube-dns, with the DNS proxy rule that lets FQDN policy learn IPs.
@@ -298,9 +302,18 @@ impl Rules {
 fn egress(ir: &Ir, f: &Flow, rules: &mut Rules) {
     let per_flow = ir.cluster.hbone == HboneMode::PerFlow;
     match &f.dst {
-        Dest::Workload { .. } => {
+        Dest::Workload { workload, .. } => {
             if per_flow && let Some(hop) = next_hop(ir, f) {
                 rules.endpoint(hop, vec![HBONE_PORT]);
+            }
+            // Through a waypoint, the direct path stays open in Cilium too:
+            // binding and unbinding then never cut traffic, and ztunnel's
+            // policy (narrowed after the binding) blocks the bypass.
+            if per_flow
+                && f.via.is_some()
+                && let Some(d) = ir.workload(*workload)
+            {
+                rules.endpoint(workload_pods(d), vec![HBONE_PORT]);
             }
         }
         Dest::Gateway { ports, .. } => {
@@ -398,7 +411,9 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
     for (wi, w) in ir.workloads.iter().enumerate() {
         let (mut inn, mut eg) = (Rules::default(), Rules::default());
         let incoming = FlowIndex::get(&ix.to_workload, wi);
-        for f in incoming.iter().filter(|f| f.via.is_none()) {
+        // Clients through the waypoint are admitted directly too (see
+        // `egress`): ztunnel, not Cilium, holds them to the waypoint.
+        for f in incoming {
             ingress(ir, f, &mut inn);
         }
         for f in FlowIndex::get(&ix.from_workload, wi) {
@@ -484,7 +499,7 @@ fn namespace_sources(ir: &Ir) -> Vec<Manifest> {
             ("ztp-ns-egress".to_string(), format!("ztp: every pod of namespace {ns}"))
         } else {
             (
-                format!("ztp-ns-egress-except-{}", names.join("-")),
+                format!("ztp-ns-egress-except-{}", names.join("--")),
                 format!("ztp: every pod of namespace {ns} but {}", names.join(", ")),
             )
         };

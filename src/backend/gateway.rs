@@ -71,6 +71,8 @@ pub fn ingress(ir: &Ir) -> Vec<Manifest> {
     let mut out = Vec::new();
     // (backend namespace, route namespace) → Services.
     let mut grants: BTreeMap<(String, String), (BTreeSet<String>, crate::ir::Origin)> = BTreeMap::new();
+    // Route names taken, per namespace (routes of several gateways share it).
+    let mut taken: BTreeSet<(String, String)> = BTreeSet::new();
     for g in &ir.gateways {
         let listeners: Vec<Value> = g
             .listeners
@@ -109,13 +111,16 @@ pub fn ingress(ir: &Ir) -> Vec<Manifest> {
             BTreeMap::new(),
             spec(json!({"gatewayClassName": "istio", "listeners": listeners})),
         ));
-        let mut names: BTreeMap<String, usize> = BTreeMap::new();
         for r in &g.routes {
             let Some(backend) = ir.workload(r.backend) else { continue };
             let base = format!("{}-{}", g.name, route_slug(&r.path));
-            let n = names.entry(base.clone()).or_insert(0);
-            *n += 1;
-            let name = if *n == 1 { base } else { format!("{base}-{n}") };
+            let mut name = base.clone();
+            let mut n = 1;
+            while taken.contains(&(g.namespace.clone(), name.clone())) {
+                n += 1;
+                name = format!("{base}-{n}");
+            }
+            taken.insert((g.namespace.clone(), name.clone()));
             let parent_refs: Vec<Value> = if r.listeners.is_empty() {
                 vec![json!({"name": g.name})]
             } else {

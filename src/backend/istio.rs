@@ -89,9 +89,12 @@ fn sources(clients: &BTreeSet<Client>) -> Vec<Value> {
                 ("namespaces", Some(json!([name]))),
                 ("notPrincipals", (!not_principals.is_empty()).then(|| json!(not_principals))),
             ])})),
+            // Only clients without a mesh identity: pods of the mesh have
+            // addresses in these ranges too.
             Client::Cidr { block, except } => out.push(json!({"source": obj([
                 ("ipBlocks", Some(json!([block]))),
                 ("notIpBlocks", (!except.is_empty()).then(|| json!(except))),
+                ("notPrincipals", Some(json!(["*"]))),
             ])})),
         }
     }

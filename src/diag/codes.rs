@@ -102,12 +102,15 @@ codes! {
     L7_WITHOUT_WAYPOINT = "Z0601", Error, "`http` rules that no waypoint can enforce";
     PATTERN_MISREAD = "Z0602", Error, "DNS pattern Cilium would read differently";
     NO_EXTERNAL_PORT = "Z0603", Error, "external destination without a port";
-    NO_MESH_IDENTITY = "Z0604", Error, "client without a mesh identity under STRICT mTLS";
+    NO_MESH_IDENTITY = "Z0604", Error, "client without a mesh identity where one is needed";
     CONFLICTING_OPTIONS = "Z0605", Error, "options that contradict each other";
     CILIUM_TOO_OLD = "Z0606", Error, "Cilium version too old";
     WAYPOINT_CHOICE = "Z0607", Error, "no single waypoint for a workload";
     ROUTE_WITHOUT_FLOW = "Z0608", Error, "route that no flow allows";
     PROXY_IDENTITY = "Z0609", Error, "workload with a gateway's or waypoint's identity";
+    SHARED_SERVICE = "Z0610", Error, "waypoint on a Service shared by several workloads";
+    IN_CLUSTER_NAME = "Z0611", Error, "in-cluster DNS name as an external destination";
+    NAME_CLASH = "Z0612", Error, "two emitted objects with one name";
 }
 
 impl Code {

@@ -94,7 +94,12 @@ impl Lowerer<'_> {
         };
         let c = &p.cluster;
         let flag = |s: &hir::Spanned<bool>, what: &str| s.value.then(|| self.origin_or(s.span, what));
+        // Istio's root namespace (istiod's) is never default-denied, even if
+        // the program's list forgets it.
         let mut system_namespaces: Vec<String> = c.system_namespaces.iter().map(|s| s.value.clone()).collect();
+        if !system_namespaces.is_empty() {
+            system_namespaces.push(p.mesh.root_namespace.value.clone());
+        }
         system_namespaces.sort();
         system_namespaces.dedup();
         let cluster = Cluster {
@@ -224,6 +229,7 @@ impl Lowerer<'_> {
         self.options(&ir);
         self.waypoints(&mut ir, &index);
         self.identities(&ir, &index);
+        self.services_and_names(&ir, &index);
         self.flows(&mut ir, &index);
         self.expects(&mut ir, &index);
         self.routes_have_flows(&ir);
@@ -429,6 +435,64 @@ impl Lowerer<'_> {
         }
     }
 
+    /// A waypoint's policy targets a Service, so it cannot tell the Service's
+    /// workloads apart; and a waypoint is a Gateway, so it cannot share an
+    /// ingress gateway's name.
+    fn services_and_names(&mut self, ir: &Ir, index: &Index) {
+        let mut by_service: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        for (i, w) in ir.workloads.iter().enumerate() {
+            by_service.entry((w.namespace.as_str(), w.service.as_str())).or_default().push(i);
+        }
+        for ((ns, svc), ws) in &by_service {
+            if ws.len() < 2 || !ws.iter().any(|i| ir.workload(*i).is_some_and(|w| w.waypoint.is_some())) {
+                continue;
+            }
+            let names: Vec<String> =
+                ws.iter().filter_map(|i| ir.workload(*i)).map(|w| format!("`{}`", w.name)).collect();
+            let Some(span) = ws
+                .iter()
+                .find_map(|i| index.workloads.iter().find(|(_, v)| *v == i).and_then(|(id, _)| self.p.workload(*id)))
+                .map(|w| w.service.span.unwrap_or(w.span))
+            else {
+                continue;
+            };
+            self.diags.push(
+                Diagnostic::new(
+                    codes::SHARED_SERVICE,
+                    format!("Service `{ns}/{svc}` fronts {} and has a waypoint", names.join(", ")),
+                    span,
+                    "shared Service",
+                )
+                .with_note("a waypoint's policy is attached to the Service: it cannot keep one workload's L7 rules from applying to the others")
+                .with_help("give each workload its own Service (`service = \"...\"`), or the same L7 rules"),
+            );
+        }
+        let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
+        for wp in ir.waypoints.iter().enumerate().filter(|(i, w)| used.contains(i) && !w.derived).map(|(_, w)| w) {
+            if ir.gateways.iter().any(|g| g.namespace == wp.namespace && g.name == wp.name) {
+                let span = self
+                    .p
+                    .namespaces
+                    .iter()
+                    .filter(|n| n.name.value == wp.namespace)
+                    .flat_map(|n| &n.waypoints)
+                    .find(|x| x.name.value == wp.name)
+                    .map(|x| x.span);
+                if let Some(span) = span {
+                    self.diags.push(
+                        Diagnostic::new(
+                            codes::WAYPOINT_CHOICE,
+                            format!("waypoint `{}` has the name of a gateway", wp.name),
+                            span,
+                            "both are Gateway objects",
+                        )
+                        .with_help("rename the waypoint"),
+                    );
+                }
+            }
+        }
+    }
+
     /// A workload must not run as a gateway's or waypoint's identity: the
     /// policies that admit those identities would admit it, L7 bypassed.
     fn identities(&mut self, ir: &Ir, index: &Index) {
@@ -537,6 +601,7 @@ impl Lowerer<'_> {
             }
             hir::Dest::Fqdn { name, port } => {
                 if checks {
+                    self.in_cluster_name(name);
                     self.pattern(name);
                 }
                 match port {
@@ -573,6 +638,21 @@ impl Lowerer<'_> {
                         "Cilium would get a peer-only rule: every port and protocol of the destination, ICMP included",
                     )
                     .with_help(format!("name the port: `{text}:443`; for several ports, write one flow each")),
+            );
+        }
+    }
+
+    /// Kubernetes names resolve to cluster IPs, which `toFQDNs` never
+    /// matches: such a flow would be dead.
+    fn in_cluster_name(&mut self, name: &hir::Spanned<DnsName>) {
+        let n = name.value.as_str();
+        let cluster =
+            n.ends_with(".svc") || n.contains(".svc.") || n.ends_with(".cluster.local") || n == "cluster.local";
+        if let (true, Some(span)) = (cluster, name.span) {
+            self.diags.push(
+                Diagnostic::new(codes::IN_CLUSTER_NAME, format!("`{n}` is a name inside the cluster"), span, "a Service name")
+                    .with_note("ztunnel answers Service names with a VIP, and Cilium's `toFQDNs` never matches in-cluster addresses, so this flow would never work")
+                    .with_help("name the workload instead: `allow a -> namespace/workload:port`"),
             );
         }
     }
@@ -663,6 +743,24 @@ impl Lowerer<'_> {
                 continue;
             };
             let via = self.via(ir, &src, &dst);
+            if let (Peer::Cidr(_), Dest::Workload { workload, .. }) = (&src, &dst)
+                && let Some(w) = ir.workload(*workload).filter(|w| w.waypoint.is_some())
+                && ir.mesh.mtls == MtlsMode::Permissive
+                // With its own `http` block, Z0601 says it better.
+                && f.http.is_none()
+                && let Some(span) = f.src.span
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        codes::NO_MESH_IDENTITY,
+                        format!("clients from a CIDR would reach `{}/{}` around its waypoint", w.namespace, w.name),
+                        span,
+                        "no mesh identity",
+                    )
+                    .with_note("traffic from outside the mesh never passes a waypoint, so ztunnel would have to admit it directly, on the very ports the waypoint guards")
+                    .with_help("bring the traffic in through a gateway, whose flows pass the waypoint"),
+                );
+            }
             if let (Peer::Cidr(_), Dest::Workload { workload, .. }, MtlsMode::Strict) = (&src, &dst, ir.mesh.mtls) {
                 let name = ir.workload(*workload).map(|w| format!("{}/{}", w.namespace, w.name)).unwrap_or_default();
                 if let Some(span) = f.src.span {
@@ -741,9 +839,20 @@ impl Lowerer<'_> {
         flows.dedup_by(|a, b| a.src == b.src && a.dst == b.dst && a.http == b.http);
         // Ingress traffic to a waypoint-fronted workload goes through the
         // waypoint too (ztp's choice: L7 intent holds against the gateway).
+        // A gateway reaches a workload by a flow of its own, or as part of a
+        // `namespace(x)` source, to follow one of its routes.
+        let mut from_gateways: BTreeSet<usize> = BTreeSet::new();
         for f in &flows {
-            if let (Peer::Gateway(_), Dest::Workload { workload, .. }, Some(_)) = (&f.src, &f.dst, f.via)
-                && let Some(w) = ir.workloads.get_mut(*workload)
+            if let (Peer::Gateway(_), Dest::Workload { workload, .. }, Some(_)) = (&f.src, &f.dst, f.via) {
+                from_gateways.insert(*workload);
+            }
+        }
+        for g in &ir.gateways {
+            from_gateways.extend(g.routes.iter().map(|r| r.backend));
+        }
+        for w in from_gateways {
+            if let Some(w) = ir.workloads.get_mut(w)
+                && w.waypoint.is_some()
             {
                 w.ingress_use_waypoint = true;
             }

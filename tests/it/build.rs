@@ -133,6 +133,7 @@ fn directory_layout_lists_layers_in_order_and_cleans_up_after_itself() {
     );
     let k = &files[&PathBuf::from("kustomization.yaml")];
     let listed: Vec<&str> = k.lines().filter_map(|l| l.strip_prefix("- ")).collect();
+    assert!(k.contains("sortOptions:\n  order: fifo"), "kustomize must keep the order");
     assert_eq!(listed, names[..7].iter().map(String::as_str).collect::<Vec<_>>());
     output::write_dir(&dir, &files).unwrap();
     // A file of the user's stays; a layer this build no longer has goes.
