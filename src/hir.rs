@@ -139,6 +139,9 @@ pub struct Workload {
     /// Clients that connect to pod IPs (scrapers, StatefulSet peers) never
     /// pass a service waypoint.
     pub uses_pod_ips: Spanned<bool>,
+    /// The workload talks to the Kubernetes API server (service discovery,
+    /// controllers).
+    pub uses_kube_api: Spanned<bool>,
     /// The workload scrapes the metrics of every waypoint (port 15020).
     pub scrapes_waypoints: Spanned<bool>,
     /// The waypoint (declared in the same namespace) that enforces L7 rules

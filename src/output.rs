@@ -79,7 +79,13 @@ pub fn files(ms: &[Manifest], format: Format, waves: &Waves, stack: &str) -> BTr
                 out.insert(PathBuf::from(&dir).join(&file), format.render(items));
                 out.insert(PathBuf::from(&dir).join("kustomization.yaml"), kustomization(&[file]));
                 let name = format!("ztp-{stack}-{dir}");
-                kustomizations.push(flux_kustomization(&name, source, &format!("{path}/{dir}"), previous.as_deref()));
+                kustomizations.push(flux_kustomization(
+                    &name,
+                    stack,
+                    source,
+                    &format!("{path}/{dir}"),
+                    previous.as_deref(),
+                ));
                 previous = Some(name);
             }
             out.insert(PathBuf::from("flux-kustomizations.yaml"), manifest_values_yaml(&kustomizations));
@@ -118,7 +124,7 @@ fn kustomization(resources: &[String]) -> String {
     s
 }
 
-fn flux_kustomization(name: &str, source: &str, path: &str, after: Option<&str>) -> serde_json::Value {
+fn flux_kustomization(name: &str, stack: &str, source: &str, path: &str, after: Option<&str>) -> serde_json::Value {
     let mut spec = serde_json::json!({
         "interval": "10m",
         "path": path,
@@ -132,7 +138,11 @@ fn flux_kustomization(name: &str, source: &str, path: &str, after: Option<&str>)
     serde_json::json!({
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": "flux-system", "labels": {"app.kubernetes.io/managed-by": "ztp"}},
+        "metadata": {
+            "name": name,
+            "namespace": "flux-system",
+            "labels": {"app.kubernetes.io/managed-by": "ztp", "app.kubernetes.io/part-of": stack},
+        },
         "spec": spec,
     })
 }

@@ -27,6 +27,8 @@ const NS_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
 const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 pub const HBONE_PORT: u16 = 15008;
 pub const ISTIOD_XDS_PORT: u16 = 15012;
+/// The API server's ports: the Service's and the usual host port.
+pub const KUBE_API_PORTS: [u16; 2] = [443, 6443];
 /// Where waypoints (and other Istio proxies) serve merged Prometheus metrics.
 pub const PROXY_METRICS_PORT: u16 = 15020;
 /// The address kubelet probes to ambient pods are SNATed to.
@@ -418,6 +420,10 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
         }
         for f in FlowIndex::get(&ix.from_workload, wi) {
             egress(ir, f, &mut eg);
+        }
+        // The API server is outside the mesh: its real ports, by entity.
+        if w.uses_kube_api {
+            eg.entities.entry(KUBE_API_PORTS.to_vec()).or_default().insert("kube-apiserver".into());
         }
         // A scraper of waypoints reaches each one's metrics port directly
         // (waypoint pods are outside the mesh, so this is not HBONE).

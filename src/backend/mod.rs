@@ -63,12 +63,31 @@ pub(crate) fn owned(ir: &Ir, m: Meta<'_>, labels: BTreeMap<String, String>, body
 
 /// Labels ztp sets on an object someone else owns. It carries no ownership
 /// labels: another tool's `managed-by` stays as it is, and an ApplySet prune
-/// never selects it.
+/// never selects it. GitOps engines that apply the build are told never to
+/// prune or delete it either.
 pub(crate) fn labels_only(m: Meta<'_>, labels: BTreeMap<String, String>) -> Manifest {
-    manifest(m, labels, Map::new(), Ownership::LabelsOnly)
+    let mut out = manifest(m, labels, Map::new(), Ownership::LabelsOnly);
+    out.annotations.insert("argocd.argoproj.io/sync-options".into(), "Prune=false,Delete=false".into());
+    out.annotations.insert("kustomize.toolkit.fluxcd.io/prune".into(), "disabled".into());
+    out
+}
+
+/// Kubernetes names are at most 253 characters. A longer generated name
+/// (a long route path, many `except` workloads) keeps its start and gets a
+/// hash of the whole, so it stays unique and deterministic.
+pub(crate) fn bounded_name(name: String) -> String {
+    const MAX: usize = 253;
+    if name.len() <= MAX {
+        return name;
+    }
+    // FNV-1a: small, stable across releases and platforms.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let head: String = name.chars().take(MAX - 9).collect();
+    format!("{}-{hash:08x}", head.trim_end_matches(['-', '.']))
 }
 
 fn manifest(m: Meta<'_>, labels: BTreeMap<String, String>, body: Map<String, Value>, ownership: Ownership) -> Manifest {
+    let m = Meta { name: bounded_name(m.name), ..m };
     Manifest {
         layer: m.layer,
         step: m.step,
@@ -99,6 +118,21 @@ pub(crate) fn spec(spec: Value) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("spec".into(), spec);
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_name;
+
+    #[test]
+    fn long_names_are_cut_with_a_hash() {
+        assert_eq!(bounded_name("short".into()), "short");
+        let long = "a-".repeat(200);
+        let cut = bounded_name(long.clone());
+        assert!(cut.len() <= 253, "{}", cut.len());
+        assert_eq!(cut, bounded_name(long));
+        assert_ne!(cut, bounded_name(format!("{}b", "a-".repeat(200))));
+    }
 }
 
 /// Lowers a small program for the backends' unit tests.

@@ -94,12 +94,11 @@ impl Lowerer<'_> {
         };
         let c = &p.cluster;
         let flag = |s: &hir::Spanned<bool>, what: &str| s.value.then(|| self.origin_or(s.span, what));
-        // Istio's root namespace (istiod's) is never default-denied, even if
-        // the program's list forgets it.
+        // kube-system (kube-dns) and Istio's root namespace (istiod) are
+        // never default-denied, even if the program's list forgets them.
         let mut system_namespaces: Vec<String> = c.system_namespaces.iter().map(|s| s.value.clone()).collect();
-        if !system_namespaces.is_empty() {
-            system_namespaces.push(p.mesh.root_namespace.value.clone());
-        }
+        system_namespaces.push("kube-system".into());
+        system_namespaces.push(p.mesh.root_namespace.value.clone());
         system_namespaces.sort();
         system_namespaces.dedup();
         let cluster = Cluster {
@@ -120,7 +119,7 @@ impl Lowerer<'_> {
         let mut namespaces: Vec<Namespace> = p
             .namespaces
             .iter()
-            .map(|n| Namespace { name: n.name.value.clone(), origin: self.origin(n.span) })
+            .map(|n| Namespace { name: n.name.value.clone(), origin: self.origin(n.span), span: n.span })
             .collect();
         namespaces.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -161,9 +160,11 @@ impl Lowerer<'_> {
                 ports,
                 uses_pod_ips: w.uses_pod_ips.value,
                 scrapes_waypoints: w.scrapes_waypoints.value,
+                uses_kube_api: w.uses_kube_api.value,
                 waypoint: None,
                 ingress_use_waypoint: false,
                 origin: self.origin(w.span),
+                span: w.span,
             });
         }
 
@@ -201,9 +202,18 @@ impl Lowerer<'_> {
                     listeners: listener_names,
                     hostnames,
                     origin: self.origin(r.span),
+                    span: r.span,
                 });
             }
-            routes.sort_by(|a, b| (&a.path, a.backend, a.port).cmp(&(&b.path, b.backend, b.port)));
+            routes.sort_by(|a, b| {
+                (&a.path, a.backend, a.port, &a.listeners, &a.hostnames).cmp(&(
+                    &b.path,
+                    b.backend,
+                    b.port,
+                    &b.listeners,
+                    &b.hostnames,
+                ))
+            });
             gateways.push(Gateway {
                 namespace: ns.clone(),
                 name: g.name.value.clone(),
@@ -212,6 +222,7 @@ impl Lowerer<'_> {
                 listeners,
                 routes,
                 origin: self.origin(g.span),
+                span: g.span,
             });
         }
 
@@ -327,6 +338,7 @@ impl Lowerer<'_> {
                 for_,
                 derived: false,
                 origin: self.origin(span),
+                span: span,
             });
         }
         // Which workloads need one: an explicit choice, or an L7 flow.
@@ -384,6 +396,7 @@ impl Lowerer<'_> {
                                 for_: hir::WaypointFor::Service,
                                 derived: true,
                                 origin: self.origin(why),
+                                span: why,
                             });
                         }
                         Some(i)
@@ -617,6 +630,7 @@ impl Lowerer<'_> {
             hir::Dest::Cidr { set, port } => {
                 if checks {
                     self.whole_space(&set.cidr, &set.except);
+                    self.denied_egress(d, &set.cidr);
                 }
                 match port {
                     Some(p) => Dest::Cidr { set: cidr_set(set), port: p.value },
@@ -707,6 +721,29 @@ impl Lowerer<'_> {
                 .with_help("name the service's own domain, e.g. `\"*.github.com\"`"),
             );
         }
+    }
+
+    /// Egress the cluster denies (`deny_egress`) beats every allow: a flow
+    /// entirely inside a denied range can never work. (A wider flow is
+    /// fine: the deny carves its range out, which is what it is for.)
+    fn denied_egress(&mut self, d: &hir::Spanned<hir::Dest>, cidr: &hir::Spanned<Cidr>) {
+        let c = &self.p.cluster;
+        let Some(deny) = c.deny_egress.iter().find(|x| x.value.contains(&cidr.value)) else {
+            return;
+        };
+        let Some(span) = d.span else { return };
+        let mut diag = Diagnostic::new(
+            codes::CONFLICTING_OPTIONS,
+            format!("`{}` lies inside `{}`, which the cluster denies", cidr.value, deny.value),
+            span,
+            "allowed here",
+        )
+        .with_note("a Cilium deny beats every allow, so this flow cannot reach the denied addresses")
+        .with_help("remove the flow, or the range from `cluster { deny_egress }`");
+        if let Some(s) = deny.span {
+            diag = diag.with_secondary(s, "denied here");
+        }
+        self.diags.push(diag);
     }
 
     fn whole_space(&mut self, cidr: &hir::Spanned<Cidr>, except: &[hir::Spanned<Cidr>]) {
@@ -830,10 +867,11 @@ impl Lowerer<'_> {
                         http: None,
                         via: None,
                         origin: self.origin(f.span),
+                        span: f.span,
                     });
                 }
             }
-            flows.push(Flow { src, dst, http, via, origin: self.origin(f.span) });
+            flows.push(Flow { src, dst, http, via, origin: self.origin(f.span), span: f.span });
         }
         flows.sort();
         flows.dedup_by(|a, b| a.src == b.src && a.dst == b.dst && a.http == b.http);
@@ -901,7 +939,7 @@ impl Lowerer<'_> {
                 hir::Verdict::Allow => Verdict::Allow,
                 hir::Verdict::Deny => Verdict::Deny,
             };
-            ir.expects.push(Expect { verdict, src, dst, origin: self.origin(e.span) });
+            ir.expects.push(Expect { verdict, src, dst, origin: self.origin(e.span), span: e.span });
         }
     }
 
@@ -931,8 +969,7 @@ impl Lowerer<'_> {
                     continue;
                 }
                 let Some(w) = ir.workload(r.backend) else { continue };
-                let span = self.route_span(gi, r);
-                let Some(span) = span else { continue };
+                let span = r.span;
                 self.diags.push(
                     Diagnostic::new(
                         codes::ROUTE_WITHOUT_FLOW,
@@ -949,18 +986,6 @@ impl Lowerer<'_> {
                 );
             }
         }
-    }
-
-    fn route_span(&self, gi: usize, r: &Route) -> Option<Span> {
-        let mut gws: Vec<(String, String, &hir::Gateway)> = Vec::new();
-        for n in &self.p.namespaces {
-            for g in &n.gateways {
-                gws.push((n.name.value.clone(), g.name.value.clone(), g));
-            }
-        }
-        gws.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        let (_, _, g) = gws.get(gi)?;
-        g.routes.iter().find(|x| x.path.value == r.path && self.origin(x.span) == r.origin).map(|x| x.span)
     }
 }
 

@@ -15,6 +15,7 @@ mod lower;
 pub use lower::lower;
 
 use crate::hir::{HboneMode, ListenerProtocol, MtlsMode, Protocol, WaypointFor};
+use crate::source::Span;
 use crate::typeck::{Cidr, DnsName, HttpMethod};
 use std::collections::BTreeMap;
 
@@ -63,6 +64,8 @@ pub struct Cluster {
 pub struct Namespace {
     pub name: String,
     pub origin: Origin,
+    /// The declaration's span, for diagnostics about this item.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -84,6 +87,8 @@ pub struct Workload {
     /// Sorted by number.
     pub ports: Vec<Port>,
     pub uses_pod_ips: bool,
+    /// Talks to the Kubernetes API server.
+    pub uses_kube_api: bool,
     /// Scrapes every waypoint's metrics (port 15020).
     pub scrapes_waypoints: bool,
     /// The waypoint that fronts this workload's Service, if any.
@@ -92,6 +97,8 @@ pub struct Workload {
     /// waypoint too (`istio.io/ingress-use-waypoint`).
     pub ingress_use_waypoint: bool,
     pub origin: Origin,
+    /// The declaration's span, for diagnostics about this item.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug)]
@@ -114,6 +121,8 @@ pub struct Route {
     pub listeners: Vec<String>,
     pub hostnames: Vec<String>,
     pub origin: Origin,
+    /// The declaration's span, for diagnostics about this item.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +135,8 @@ pub struct Gateway {
     pub listeners: Vec<Listener>,
     pub routes: Vec<Route>,
     pub origin: Origin,
+    /// The declaration's span, for diagnostics about this item.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug)]
@@ -138,6 +149,8 @@ pub struct Waypoint {
     /// Derived by ztp (not declared).
     pub derived: bool,
     pub origin: Origin,
+    /// The declaration's span, for diagnostics about this item.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -201,6 +214,8 @@ pub struct Flow {
     /// The waypoint the flow passes (index into [`Ir::waypoints`]).
     pub via: Option<usize>,
     pub origin: Origin,
+    /// The declaration's span, for diagnostics about this item.
+    pub span: Span,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -216,6 +231,8 @@ pub struct Expect {
     pub src: Peer,
     pub dst: Dest,
     pub origin: Origin,
+    /// The declaration's span, for diagnostics about this item.
+    pub span: Span,
 }
 
 /// Flows by the workload, gateway or waypoint they touch, so backends do

@@ -52,7 +52,7 @@ const NAMESPACE: Shape =
     Shape { what: "namespace", attrs: &[], blocks: &["workload", "gateway", "waypoint"], flows: true, routes: false };
 const WORKLOAD: Shape = Shape {
     what: "workload",
-    attrs: &["service_account", "service", "uses_pod_ips", "scrapes_waypoints", "waypoint"],
+    attrs: &["service_account", "service", "uses_pod_ips", "uses_kube_api", "scrapes_waypoints", "waypoint"],
     blocks: &["selector", "port"],
     flows: false,
     routes: false,
@@ -571,6 +571,7 @@ impl<'a> Resolver<'a> {
         };
         let uses_pod_ips = flag("uses_pod_ips");
         let scrapes_waypoints = flag("scrapes_waypoints");
+        let uses_kube_api = flag("uses_kube_api");
         let waypoint = match parts.attrs.get("waypoint").map(|a| v.string(&a.value)) {
             Some(Ok((s, sp))) => Some(Spanned::new(s, sp)),
             Some(Err(d)) => {
@@ -587,6 +588,7 @@ impl<'a> Resolver<'a> {
             service,
             uses_pod_ips,
             scrapes_waypoints,
+            uses_kube_api,
             waypoint,
             span: b.span,
         })

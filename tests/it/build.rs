@@ -310,6 +310,22 @@ fn every_build_respects_the_domain_rules() {
                             m.id()
                         );
                     }
+                    // Every rule names its peers; only the probe allow has no ports.
+                    for s in sections {
+                        for rule in spec.get(s).and_then(|l| l.as_array()).into_iter().flatten() {
+                            let Some(r) = rule.as_object() else { continue };
+                            if r.is_empty() {
+                                continue; // `[{}]`, the default deny
+                            }
+                            let has_peer =
+                                r.keys().any(|k| (k.starts_with("from") || k.starts_with("to")) && k != "toPorts");
+                            assert!(has_peer, "{}: port-only rule {rule}", m.id());
+                            let probe =
+                                rule.get("fromCIDR").is_some_and(|c| c == &serde_json::json!(["169.254.7.127/32"]));
+                            let deny = s.ends_with("Deny");
+                            assert!(r.contains_key("toPorts") || probe || deny, "{}: peer-only rule {rule}", m.id());
+                        }
+                    }
                     // Cilium L7 (HTTP) rules break ambient pods.
                     assert!(!spec.to_string().contains("\"http\""), "{}: Cilium HTTP rules", m.id());
                     // A namespace NotIn must come with Exists.
@@ -347,6 +363,9 @@ fn every_build_respects_the_domain_rules() {
                     m.id()
                 );
                 assert!(v.get("spec").is_none());
+                // GitOps engines must never prune what ztp only labels.
+                assert_eq!(m.annotations["argocd.argoproj.io/sync-options"], "Prune=false,Delete=false");
+                assert_eq!(m.annotations["kustomize.toolkit.fluxcd.io/prune"], "disabled");
             }
             assert!(m.annotations.contains_key("ztp.dev/source"), "{}", m.id());
         }
