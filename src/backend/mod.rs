@@ -120,21 +120,6 @@ pub(crate) fn spec(spec: Value) -> Map<String, Value> {
     m
 }
 
-#[cfg(test)]
-mod tests {
-    use super::bounded_name;
-
-    #[test]
-    fn long_names_are_cut_with_a_hash() {
-        assert_eq!(bounded_name("short".into()), "short");
-        let long = "a-".repeat(200);
-        let cut = bounded_name(long.clone());
-        assert!(cut.len() <= 253, "{}", cut.len());
-        assert_eq!(cut, bounded_name(long));
-        assert_ne!(cut, bounded_name(format!("{}b", "a-".repeat(200))));
-    }
-}
-
 /// Lowers a small program for the backends' unit tests.
 #[cfg(test)]
 pub(crate) fn ir_of(text: &str) -> Ir {
@@ -151,4 +136,19 @@ pub(crate) fn ir_of(text: &str) -> Ir {
 #[cfg(test)]
 pub(crate) fn find(ms: &[Manifest], kind: &str, name: &str) -> Value {
     ms.iter().find(|m| m.kind == kind && m.name == name).map(Manifest::to_value).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bounded_name;
+
+    #[test]
+    fn long_names_are_cut_with_a_hash() {
+        assert_eq!(bounded_name("short".into()), "short");
+        let long = "a-".repeat(200);
+        let cut = bounded_name(long.clone());
+        assert!(cut.len() <= 253, "{}", cut.len());
+        assert_eq!(cut, bounded_name(long));
+        assert_ne!(cut, bounded_name(format!("{}b", "a-".repeat(200))));
+    }
 }

@@ -338,7 +338,7 @@ impl Lowerer<'_> {
                 for_,
                 derived: false,
                 origin: self.origin(span),
-                span: span,
+                span,
             });
         }
         // Which workloads need one: an explicit choice, or an L7 flow.
