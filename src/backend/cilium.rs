@@ -542,6 +542,44 @@ namespace a {
         assert_eq!(probes["spec"]["ingress"], json!([{"fromCIDR": ["169.254.7.127/32"]}]));
         assert_eq!(default_deny(&ir).len(), 1);
         assert!(default_deny(&ir_of(TWO)).is_empty());
+        let ms = baseline(&ir);
+        let dns = find(&ms, "CiliumClusterwideNetworkPolicy", "ztp-t-allow-dns");
+        assert_eq!(dns["spec"]["egress"][0]["toPorts"][0]["rules"], json!({"dns": [{"matchPattern": "*"}]}));
+        assert_eq!(dns["spec"]["enableDefaultDeny"], json!({"ingress": false, "egress": false}));
+        // Exists beside NotIn, so world and host never match the NotIn.
+        let exprs = &dns["spec"]["endpointSelector"]["matchExpressions"];
+        assert_eq!(exprs[0], json!({"key": NS_LABEL, "operator": "Exists"}));
+        assert_eq!(exprs[1]["operator"], "NotIn");
+        assert!(exprs[1]["values"].as_array().unwrap().contains(&json!("kube-system")));
+        let deny = find(&ms, "CiliumClusterwideNetworkPolicy", "ztp-t-deny-egress");
+        assert_eq!(deny["spec"]["egressDeny"], json!([{"toCIDRSet": [{"cidr": "169.254.169.254/32"}]}]));
+        assert_eq!(deny["spec"]["enableDefaultDeny"], json!({"ingress": false, "egress": false}));
+    }
+
+    #[test]
+    fn through_a_waypoint_is_client_to_waypoint_to_destination() {
+        let ir = ir_of(
+            r#"namespace a {
+  workload web {}
+  workload api { port http { number = 80, protocol = http } }
+  allow web -> api:http { http { methods = [GET] } }
+}"#,
+        );
+        let ms = workload_policies(&ir);
+        let wp = find(&ms, "CiliumNetworkPolicy", "ztp-wp-waypoint");
+        let hbone = json!([{"ports": [{"port": "15008", "protocol": "TCP"}]}]);
+        assert_eq!(
+            wp["spec"]["ingress"],
+            json!([{"fromEndpoints": [{"matchLabels": {"app": "web", NS_LABEL: "a"}}], "toPorts": hbone}])
+        );
+        assert_eq!(
+            wp["spec"]["egress"][0],
+            json!({"toEndpoints": [{"matchLabels": {"app": "api", NS_LABEL: "a"}}], "toPorts": hbone})
+        );
+        // The client may use either path; ztunnel at api admits only the waypoint.
+        let web = find(&ms, "CiliumNetworkPolicy", "ztp-wl-web");
+        let to = web["spec"]["egress"][0]["toEndpoints"].to_string();
+        assert!(to.contains("\"app\":\"api\"") && to.contains(GATEWAY_NAME_LABEL));
     }
 
     #[test]

@@ -261,6 +261,34 @@ namespace b {
     }
 
     #[test]
+    fn gateways_are_admitted_by_their_istio_identity() {
+        let ir = ir_of(
+            r#"namespace a {
+  gateway edge { listener http { port = 80 } route "/" -> api:http }
+  workload api { port http { number = 8080, protocol = http } }
+  allow edge -> api:http
+}"#,
+        );
+        let ap = find(&l4_policies(&ir), "AuthorizationPolicy", "ztp-l4-api");
+        assert_eq!(
+            ap["spec"]["rules"][0]["from"],
+            json!([{"source": {"principals": ["cluster.local/ns/a/sa/edge-istio"]}}])
+        );
+    }
+
+    #[test]
+    fn cidr_sources_admit_only_clients_without_identity() {
+        let ir = ir_of(
+            "mesh { mtls = permissive }\nnamespace a {\n workload api { port p { number = 5432 } }\n allow 192.0.2.0/24 -> api:p\n}",
+        );
+        let ap = find(&l4_policies(&ir), "AuthorizationPolicy", "ztp-l4-api");
+        assert_eq!(
+            ap["spec"]["rules"][0]["from"],
+            json!([{"source": {"ipBlocks": ["192.0.2.0/24"], "notPrincipals": ["*"]}}])
+        );
+    }
+
+    #[test]
     fn l7_rules_go_to_the_waypoint_and_l4_admits_the_waypoint() {
         let ir = ir_of(
             r#"mesh { trust_domain = "prod.example" }

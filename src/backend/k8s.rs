@@ -92,4 +92,18 @@ mod tests {
         assert_eq!(ms[0].name, "api");
         assert!(!ms[0].labels.contains_key("istio.io/ingress-use-waypoint"), "no gateway flow to api");
     }
+
+    #[test]
+    fn gateway_traffic_is_sent_through_the_waypoint() {
+        let ir = ir_of(
+            r#"namespace a {
+  gateway gw { listener http { port = 80 } route "/" -> api:http }
+  workload api { port http { number = 80, protocol = http } }
+  allow gw -> api:http { http { methods = [GET] } }
+}"#,
+        );
+        let ms = waypoint_bindings(&ir);
+        assert_eq!(ms[0].labels.get("istio.io/ingress-use-waypoint").map(String::as_str), Some("true"));
+        assert_eq!(ms[0].labels.get("istio.io/use-waypoint").map(String::as_str), Some("waypoint"));
+    }
 }
