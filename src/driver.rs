@@ -22,6 +22,8 @@ pub struct Checked {
     pub program: Option<Program>,
     /// The program lowered to the IR, when there were no errors.
     pub ir: Option<Ir>,
+    /// What the IR emits (checked for name clashes), when there were no errors.
+    pub manifests: Option<Vec<Manifest>>,
     pub diagnostics: Diagnostics,
     pub file_count: usize,
 }
@@ -45,6 +47,7 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
     let parsed_all = loaded.files.iter().all(|f| f.ast.is_some());
     let mut program = None;
     let mut ir_out = None;
+    let mut manifests = None;
     if parsed_all {
         let (p, ds) = resolve::resolve(&loaded);
         diagnostics.extend(ds);
@@ -54,16 +57,18 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
         if !diagnostics.has_errors() {
             let (ir, ds) = ir::lower(&p, &loaded.sources, root, stack);
             diagnostics.extend(ds);
-            if let Some(ir) = &ir {
-                diagnostics.extend(name_clashes(&backend::emit(ir), &loaded));
+            let emitted = ir.as_ref().map(backend::emit);
+            if let Some(ms) = &emitted {
+                diagnostics.extend(name_clashes(ms, &loaded));
             }
             if !diagnostics.has_errors() {
                 program = Some(p);
                 ir_out = ir;
+                manifests = emitted;
             }
         }
     }
-    Checked { sources: loaded.sources, program, ir: ir_out, diagnostics, file_count }
+    Checked { sources: loaded.sources, program, ir: ir_out, manifests, diagnostics, file_count }
 }
 
 /// Objects that would share kind, namespace and name (a safety net under
@@ -138,12 +143,14 @@ fn stack_name(raw: &str) -> String {
 /// name (else the program's `cluster { stack }`, else the default).
 pub fn build(fs: &dyn FileSystem, path: &Path, stack: Option<&str>) -> Result<Built, LoadError> {
     let mut checked = check(fs, path)?;
-    let manifests = checked.ir.as_mut().map(|ir| {
-        if let Some(s) = stack {
+    let manifests = match (stack, checked.ir.as_mut()) {
+        // Another stack name changes names and labels: emit again.
+        (Some(s), Some(ir)) if ir.stack != s => {
             ir.stack = s.to_string();
+            Some(backend::emit(ir))
         }
-        backend::emit(ir)
-    });
+        _ => checked.manifests.take(),
+    };
     Ok(Built { checked, manifests })
 }
 
