@@ -483,25 +483,15 @@ impl Lowerer<'_> {
         let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
         for wp in ir.waypoints.iter().enumerate().filter(|(i, w)| used.contains(i) && !w.derived).map(|(_, w)| w) {
             if ir.gateways.iter().any(|g| g.namespace == wp.namespace && g.name == wp.name) {
-                let span = self
-                    .p
-                    .namespaces
-                    .iter()
-                    .filter(|n| n.name.value == wp.namespace)
-                    .flat_map(|n| &n.waypoints)
-                    .find(|x| x.name.value == wp.name)
-                    .map(|x| x.span);
-                if let Some(span) = span {
-                    self.diags.push(
-                        Diagnostic::new(
-                            codes::WAYPOINT_CHOICE,
-                            format!("waypoint `{}` has the name of a gateway", wp.name),
-                            span,
-                            "both are Gateway objects",
-                        )
-                        .with_help("rename the waypoint"),
-                    );
-                }
+                self.diags.push(
+                    Diagnostic::new(
+                        codes::WAYPOINT_CHOICE,
+                        format!("waypoint `{}` has the name of a gateway", wp.name),
+                        wp.span,
+                        "both are Gateway objects",
+                    )
+                    .with_help("rename the waypoint"),
+                );
             }
         }
     }
@@ -542,28 +532,18 @@ impl Lowerer<'_> {
             if wp.derived || used.contains(&i) || self.ambiguous.contains(&wp.namespace) {
                 continue;
             }
-            let span = self
-                .p
-                .namespaces
-                .iter()
-                .filter(|n| n.name.value == wp.namespace)
-                .flat_map(|n| &n.waypoints)
-                .find(|x| x.name.value == wp.name)
-                .map(|x| x.span);
-            if let Some(span) = span {
-                self.diags.push(
-                    Diagnostic::new(
-                        codes::UNUSED_WAYPOINT,
-                        format!("waypoint `{}` fronts no workload", wp.name),
-                        span,
-                        "unused",
-                    )
-                    .with_note(
-                        "ztp emits a waypoint only for workloads with L7 rules (or that name it with `waypoint = ...`)",
-                    )
-                    .with_help("remove it, or add `http` rules to a flow into this namespace"),
-                );
-            }
+            self.diags.push(
+                Diagnostic::new(
+                    codes::UNUSED_WAYPOINT,
+                    format!("waypoint `{}` fronts no workload", wp.name),
+                    wp.span,
+                    "unused",
+                )
+                .with_note(
+                    "ztp emits a waypoint only for workloads with L7 rules (or that name it with `waypoint = ...`)",
+                )
+                .with_help("remove it, or add `http` rules to a flow into this namespace"),
+            );
         }
     }
 
