@@ -304,7 +304,8 @@ pub enum Verdict {
     Deny,
 }
 
-/// `expect allow|deny SRC -> DST`: checked against the emitted policy.
+/// `expect allow|deny SRC -> DST`: a reachability fact, for the verifier to
+/// check against the emitted policy.
 #[derive(Clone, Debug)]
 pub struct Expect {
     pub verdict: Verdict,

@@ -915,11 +915,7 @@ impl Lowerer<'_> {
         for e in &self.p.expects {
             let Some(src) = self.peer(&e.src.value, index) else { continue };
             let Some(dst) = self.dest(&e.dst, index, false) else { continue };
-            let verdict = match e.verdict {
-                hir::Verdict::Allow => Verdict::Allow,
-                hir::Verdict::Deny => Verdict::Deny,
-            };
-            ir.expects.push(Expect { verdict, src, dst, origin: self.origin(e.span), span: e.span });
+            ir.expects.push(Expect { verdict: e.verdict, src, dst, origin: self.origin(e.span), span: e.span });
         }
     }
 

@@ -14,6 +14,7 @@ mod lower;
 
 pub use lower::lower;
 
+pub use crate::hir::Verdict;
 use crate::hir::{HboneMode, ListenerProtocol, MtlsMode, Protocol, WaypointFor};
 use crate::source::Span;
 use crate::typeck::{Cidr, DnsName, HttpMethod};
@@ -216,12 +217,6 @@ pub struct Flow {
     pub origin: Origin,
     /// The declaration's span, for diagnostics about this item.
     pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    Allow,
-    Deny,
 }
 
 /// An `expect` assertion, for the verifier.
