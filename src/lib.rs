@@ -13,6 +13,7 @@
 pub mod ast;
 pub mod backend;
 pub mod cli;
+pub mod cluster;
 pub mod diag;
 pub mod driver;
 pub mod fmt;
