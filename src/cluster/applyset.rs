@@ -93,7 +93,9 @@ impl Parent {
         let what = format!("Secret {}/{}", self.namespace, self.name);
         match found_tooling {
             None => {
-                return Err(format!("{what} exists but has no `{TOOLING}` annotation: it is not ztp's ApplySet parent"));
+                return Err(format!(
+                    "{what} exists but has no `{TOOLING}` annotation: it is not ztp's ApplySet parent"
+                ));
             }
             Some(t) if !t.starts_with("ztp/") => {
                 return Err(format!("{what} is the ApplySet parent of another tool (`{TOOLING}: {t}`)"));

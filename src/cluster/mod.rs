@@ -7,6 +7,7 @@
 pub mod applyset;
 pub mod client;
 pub mod diff;
+pub mod plan;
 
 use serde_json::Value;
 

@@ -1,0 +1,624 @@
+//! Planning: what an apply would change, read from the live cluster.
+//!
+//! [`compute`] runs preflight (the kinds are served, the parent is ztp's,
+//! the Services ztp labels exist), reads the live members with one
+//! label-selected LIST per group-kind × namespace (concurrently) and one GET
+//! per would-be create, decides per object with the request-free unchanged
+//! test, and dry-runs only what changes. [`render`] prints it the way
+//! `terraform plan` does; [`to_json`] is the same for machines.
+
+use super::applyset::{self, PART_OF_LABEL, Parent, Record};
+use super::client::{Cluster, Error, Resource};
+use super::{at, diff, meta_str};
+use crate::manifest::{Layer, Manifest, Ownership};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Every kind ztp writes or reads, by `(apiVersion, kind)`, with the
+/// product that installs it (for the preflight message).
+pub const KINDS: &[(&str, &str, &str)] = &[
+    ("v1", "Namespace", "Kubernetes"),
+    ("v1", "Service", "Kubernetes"),
+    ("v1", "Secret", "Kubernetes"),
+    ("networking.k8s.io/v1", "NetworkPolicy", "Kubernetes"),
+    ("cilium.io/v2", "CiliumNetworkPolicy", "Cilium"),
+    ("cilium.io/v2", "CiliumClusterwideNetworkPolicy", "Cilium"),
+    ("security.istio.io/v1", "PeerAuthentication", "Istio"),
+    ("security.istio.io/v1", "AuthorizationPolicy", "Istio"),
+    ("gateway.networking.k8s.io/v1", "Gateway", "the Gateway API CRDs"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute", "the Gateway API CRDs"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "the Gateway API CRDs"),
+];
+
+/// What happens to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    Unchanged,
+}
+
+/// One object of the plan.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Change {
+    pub action: Action,
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The apply wave (layer number plus step).
+    pub wave: u8,
+    /// Namespaces and Services: only ztp's labels are written.
+    pub labels_only: bool,
+    /// What is applied (creates and updates).
+    pub desired: Option<Value>,
+    /// The live object's uid, resourceVersion and content digest.
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub live_digest: Option<String>,
+    /// Stripped live object and dry-run result, for the diff.
+    #[serde(skip)]
+    pub before: Value,
+    #[serde(skip)]
+    pub after: Value,
+    /// `(field, message)` of conflicts with other field managers.
+    pub conflicts: Vec<(String, String)>,
+}
+
+impl Change {
+    pub fn id(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.kind, self.name),
+            None => format!("{} {}", self.kind, self.name),
+        }
+    }
+
+    /// Where the change runs: upserts by wave; Service unbinding with the
+    /// bindings; deletes after every upsert, in reverse wave order; a
+    /// Namespace leaves the mesh only after its policies are gone.
+    pub fn order(&self) -> (u8, u8) {
+        match (self.action, self.labels_only, self.kind.as_str()) {
+            (Action::Delete, _, _) => (1, u8::MAX - self.wave),
+            (_, true, "Namespace")
+                if self.desired.as_ref().is_some_and(|d| at(d, &["metadata", "labels"]).is_null()) =>
+            {
+                (2, 0)
+            }
+            _ => (0, self.wave),
+        }
+    }
+}
+
+/// The plan of one stack.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub ztp_version: String,
+    pub server: String,
+    pub stack: String,
+    pub parent: ParentState,
+    /// What the parent records now, and what it records after the apply.
+    pub old_record: RecordSet,
+    pub new_record: RecordSet,
+    /// Every object in apply order (unchanged ones too).
+    pub changes: Vec<Change>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ParentState {
+    pub name: String,
+    pub namespace: String,
+    pub id: String,
+    pub resource_version: Option<String>,
+}
+
+/// A serializable [`Record`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordSet {
+    pub group_kinds: BTreeSet<String>,
+    pub namespaces: BTreeSet<String>,
+    pub labelled: BTreeSet<String>,
+}
+
+impl From<&Record> for RecordSet {
+    fn from(r: &Record) -> RecordSet {
+        RecordSet { group_kinds: r.group_kinds.clone(), namespaces: r.namespaces.clone(), labelled: r.labelled.clone() }
+    }
+}
+
+impl From<&RecordSet> for Record {
+    fn from(r: &RecordSet) -> Record {
+        Record { group_kinds: r.group_kinds.clone(), namespaces: r.namespaces.clone(), labelled: r.labelled.clone() }
+    }
+}
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One desired object, as compiled.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Desired {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub wave: u8,
+    pub labels_only: bool,
+    pub object: Value,
+}
+
+impl Desired {
+    pub fn of(ms: &[Manifest], applyset_id: &str) -> Vec<Desired> {
+        ms.iter()
+            .map(|m| Desired {
+                api_version: m.api_version.to_string(),
+                kind: m.kind.to_string(),
+                namespace: m.namespace.clone(),
+                name: m.name.clone(),
+                wave: m.wave(),
+                labels_only: m.ownership == Ownership::LabelsOnly,
+                object: applyset::desired_object(m, applyset_id),
+            })
+            .collect()
+    }
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Cluster(#[from] Error),
+    #[error("{0}")]
+    Preflight(String),
+}
+
+/// What `compute` needs besides the desired objects.
+pub struct Inputs<'a> {
+    pub stack: &'a str,
+    pub parent: Parent,
+    pub adopt: bool,
+    /// `destroy`: nothing is desired; every member goes.
+    pub destroy: bool,
+}
+
+/// The served kinds, by `(apiVersion, kind)`.
+pub type Kinds = BTreeMap<(String, String), Resource>;
+
+/// Preflight: every kind ztp writes is served; otherwise one error naming
+/// what to install.
+pub async fn discover(cluster: &Cluster) -> Result<Kinds, PlanError> {
+    let wanted: Vec<(String, String)> = KINDS.iter().map(|(v, k, _)| (v.to_string(), k.to_string())).collect();
+    match cluster.discover(&wanted).await? {
+        Ok(found) => Ok(found),
+        Err(missing) => {
+            let lines: Vec<String> = missing
+                .iter()
+                .map(|(v, k)| {
+                    let from = KINDS.iter().find(|(kv, kk, _)| kv == v && kk == k).map_or("", |(_, _, p)| p);
+                    format!("  {k} ({v}), installed by {from}")
+                })
+                .collect();
+            Err(PlanError::Preflight(format!(
+                "the cluster does not serve kinds ztp writes:\n{}\ninstall them (Cilium, Istio ambient and the Gateway API CRDs) and run again",
+                lines.join("\n")
+            )))
+        }
+    }
+}
+
+fn resource<'k>(kinds: &'k Kinds, api_version: &str, kind: &str) -> Result<&'k Resource, PlanError> {
+    kinds
+        .get(&(api_version.to_string(), kind.to_string()))
+        .ok_or_else(|| PlanError::Preflight(format!("the cluster does not serve {kind} ({api_version})")))
+}
+
+/// The `(apiVersion, kind)` of a recorded `Kind.group`.
+fn kind_of_group_kind(gk: &str) -> Option<(&'static str, &'static str)> {
+    KINDS
+        .iter()
+        .find(|(v, k, _)| {
+            let group = v.rsplit_once('/').map_or("", |(g, _)| g);
+            let spelled = if group.is_empty() { k.to_string() } else { format!("{k}.{group}") };
+            spelled == gk
+        })
+        .map(|(v, k, _)| (*v, *k))
+}
+
+fn key(kind: &str, namespace: Option<&str>, name: &str) -> (String, Option<String>, String) {
+    (kind.to_string(), namespace.map(str::to_string), name.to_string())
+}
+
+fn labelled_id(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+/// Reads the cluster and decides every object's action.
+pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &Inputs<'_>) -> Result<Plan, PlanError> {
+    let secret = resource(kinds, "v1", "Secret")?;
+    let parent_live = cluster.get(secret, Some(&i.parent.namespace), &i.parent.name).await?;
+    if let Some(p) = &parent_live {
+        i.parent.check_live(p).map_err(PlanError::Preflight)?;
+    }
+    let old = Record::of_live(parent_live.as_ref(), &i.parent.namespace);
+    let desired: Vec<&Desired> = if i.destroy { Vec::new() } else { desired.iter().collect() };
+    let mut new = Record::default();
+    new.namespaces.insert(i.parent.namespace.clone());
+    for d in &desired {
+        if d.labels_only {
+            new.labelled.insert(labelled_id(&d.kind, d.namespace.as_deref(), &d.name));
+        } else {
+            let group = d.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            new.group_kinds.insert(if group.is_empty() { d.kind.clone() } else { format!("{}.{group}", d.kind) });
+            if let Some(ns) = &d.namespace {
+                new.namespaces.insert(ns.clone());
+            }
+        }
+    }
+
+    // Live members: one LIST per group-kind × namespace, concurrently.
+    let selector = format!("{PART_OF_LABEL}={}", i.parent.id);
+    let wide = old.union(&new);
+    let mut lists = tokio::task::JoinSet::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    for gk in &wide.group_kinds {
+        let Some((v, k)) = kind_of_group_kind(gk) else {
+            return Err(PlanError::Preflight(format!(
+                "the ApplySet parent records `{gk}`, a kind this ztp does not know: was it written by a newer ztp?"
+            )));
+        };
+        let r = resource(kinds, v, k)?.clone();
+        let namespaces: Vec<Option<String>> =
+            if r.namespaced { wide.namespaces.iter().cloned().map(Some).collect() } else { vec![None] };
+        for ns in namespaces {
+            let (c, r, sel, limit) = (cluster.clone(), r.clone(), selector.clone(), limit.clone());
+            lists.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                c.list(&r, ns.as_deref(), &sel).await.map(|items| (v, k, items))
+            });
+        }
+    }
+    let mut live: BTreeMap<(String, Option<String>, String), (&'static str, Value)> = BTreeMap::new();
+    while let Some(joined) = lists.join_next().await {
+        let (v, _k, items) = joined.map_err(|e| PlanError::Preflight(format!("internal error: {e}")))??;
+        for item in items {
+            let kind = item.get("kind").and_then(Value::as_str).unwrap_or(_k).to_string();
+            let k = key(&kind, meta_str(&item, "namespace"), meta_str(&item, "name").unwrap_or_default());
+            live.insert(k, (v, item));
+        }
+    }
+
+    let mut changes = Vec::new();
+    let mut foreign = Vec::new();
+    let mut missing_services = Vec::new();
+    let mut seen = BTreeSet::new();
+    for d in &desired {
+        let k = key(&d.kind, d.namespace.as_deref(), &d.name);
+        seen.insert(k.clone());
+        let r = resource(kinds, &d.api_version, &d.kind)?;
+        let current = match live.get(&k) {
+            Some((_, v)) => Some(v.clone()),
+            None => {
+                let got = cluster.get(r, d.namespace.as_deref(), &d.name).await?;
+                if let Some(g) = &got
+                    && !d.labels_only
+                {
+                    let owner = at(g, &["metadata", "labels", PART_OF_LABEL]).as_str();
+                    let what = match owner {
+                        Some(o) => format!("it belongs to another ApplySet ({o})"),
+                        None => "it is not part of any ApplySet".to_string(),
+                    };
+                    if !i.adopt {
+                        foreign.push(format!("  {} {}: {what}", d.kind, ns_name(d.namespace.as_deref(), &d.name)));
+                        continue;
+                    }
+                }
+                got
+            }
+        };
+        if current.is_none() && d.labels_only && d.kind == "Service" {
+            missing_services.push(format!("  Service {}", ns_name(d.namespace.as_deref(), &d.name)));
+            continue;
+        }
+        let mut c = change(d, current.as_ref());
+        if c.action != Action::Unchanged {
+            dry_run(cluster, r, &mut c).await?;
+        }
+        changes.push(c);
+    }
+    if !missing_services.is_empty() {
+        return Err(PlanError::Preflight(format!(
+            "ztp labels these Services but they do not exist (ztp never creates a Service; deploy the workload first):\n{}",
+            missing_services.join("\n")
+        )));
+    }
+    if !foreign.is_empty() {
+        return Err(PlanError::Preflight(format!(
+            "these objects exist but are not ztp's; ztp will not overwrite them without --adopt:\n{}",
+            foreign.join("\n")
+        )));
+    }
+
+    // Members no longer desired are deleted.
+    for (k, (v, obj)) in &live {
+        if seen.contains(k) {
+            continue;
+        }
+        let wave = wave_of(&k.0);
+        changes.push(Change {
+            action: Action::Delete,
+            api_version: v.to_string(),
+            kind: k.0.clone(),
+            namespace: k.1.clone(),
+            name: k.2.clone(),
+            wave,
+            labels_only: false,
+            desired: None,
+            uid: meta_str(obj, "uid").map(str::to_string),
+            resource_version: meta_str(obj, "resourceVersion").map(str::to_string),
+            live_digest: Some(diff::content_digest(obj)),
+            before: diff::strip(obj),
+            after: Value::Null,
+            conflicts: Vec::new(),
+        });
+    }
+
+    // Objects ztp labelled before and labels no more: take its labels off.
+    for id in old.labelled.difference(&new.labelled) {
+        let mut parts = id.split('/');
+        let (Some(kind), Some(a), b) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (namespace, name) = match b {
+            Some(name) => (Some(a), name),
+            None => (None, a),
+        };
+        let Some((v, _, _)) = KINDS.iter().find(|(_, k, _)| *k == kind) else { continue };
+        let r = resource(kinds, v, kind)?;
+        let Some(current) = cluster.get(r, namespace, name).await? else { continue };
+        let body = applyset::unlabel_object(v, kind, namespace, name);
+        let mut c = Change {
+            action: Action::Update,
+            api_version: v.to_string(),
+            kind: kind.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+            wave: if kind == "Service" { Layer::L7.number() + 2 } else { 0 },
+            labels_only: true,
+            desired: Some(body),
+            uid: meta_str(&current, "uid").map(str::to_string),
+            resource_version: meta_str(&current, "resourceVersion").map(str::to_string),
+            live_digest: Some(diff::content_digest(&current)),
+            before: labels_view(&current),
+            after: Value::Null,
+            conflicts: Vec::new(),
+        };
+        dry_run(cluster, r, &mut c).await?;
+        if c.before == c.after {
+            c.action = Action::Unchanged;
+        }
+        changes.push(c);
+    }
+
+    changes
+        .sort_by(|a, b| (a.order(), &a.kind, &a.namespace, &a.name).cmp(&(b.order(), &b.kind, &b.namespace, &b.name)));
+    Ok(Plan {
+        format_version: FORMAT_VERSION,
+        ztp_version: env!("CARGO_PKG_VERSION").to_string(),
+        server: cluster.server.clone(),
+        stack: i.stack.to_string(),
+        parent: ParentState {
+            name: i.parent.name.clone(),
+            namespace: i.parent.namespace.clone(),
+            id: i.parent.id.clone(),
+            resource_version: parent_live.as_ref().and_then(|p| meta_str(p, "resourceVersion")).map(str::to_string),
+        },
+        old_record: (&old).into(),
+        new_record: (&new).into(),
+        changes,
+    })
+}
+
+fn ns_name(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// The wave of a kind ztp no longer emits (for deletes): its layer's.
+fn wave_of(kind: &str) -> u8 {
+    match kind {
+        "CiliumClusterwideNetworkPolicy" => Layer::ClusterBaseline.number(),
+        "CiliumNetworkPolicy" => Layer::WorkloadNetwork.number(),
+        "PeerAuthentication" | "AuthorizationPolicy" => Layer::MeshIdentity.number(),
+        "Gateway" | "HTTPRoute" | "ReferenceGrant" => Layer::Ingress.number(),
+        "NetworkPolicy" => Layer::DefaultDeny.number(),
+        _ => Layer::Namespaces.number(),
+    }
+}
+
+/// Only the labels of an object (for labelled-only objects' diffs).
+fn labels_view(v: &Value) -> Value {
+    json!({ "metadata": { "labels": at(v, &["metadata", "labels"]) } })
+}
+
+fn change(d: &Desired, live: Option<&Value>) -> Change {
+    let action = match live {
+        None => Action::Create,
+        Some(l) if d.labels_only && diff::is_subset(&d.object, l) => Action::Unchanged,
+        Some(l) if !d.labels_only && diff::unchanged(&d.object, l) => Action::Unchanged,
+        Some(_) => Action::Update,
+    };
+    Change {
+        action,
+        api_version: d.api_version.clone(),
+        kind: d.kind.clone(),
+        namespace: d.namespace.clone(),
+        name: d.name.clone(),
+        wave: d.wave,
+        labels_only: d.labels_only,
+        desired: Some(d.object.clone()),
+        uid: live.and_then(|l| meta_str(l, "uid")).map(str::to_string),
+        resource_version: live.and_then(|l| meta_str(l, "resourceVersion")).map(str::to_string),
+        live_digest: live.map(diff::content_digest),
+        before: match live {
+            Some(l) if d.labels_only => labels_view(l),
+            Some(l) => diff::strip(l),
+            None => Value::Null,
+        },
+        after: Value::Null,
+        conflicts: Vec::new(),
+    }
+}
+
+/// A server-side-apply dry-run: the object as it would be, and any
+/// conflicts with other field managers.
+async fn dry_run(cluster: &Cluster, r: &Resource, c: &mut Change) -> Result<(), PlanError> {
+    let Some(body) = &c.desired else { return Ok(()) };
+    match cluster.apply(r, body, true, false).await {
+        Ok(after) => {
+            c.after = if c.labels_only { labels_view(&after) } else { diff::strip(&after) };
+            Ok(())
+        }
+        Err(e) => match e.conflicts() {
+            Some(causes) => {
+                c.conflicts = causes.iter().map(|(_, field, msg)| (field.clone(), msg.clone())).collect();
+                // The forced result, to show what taking the fields would change.
+                let forced = cluster.apply(r, body, true, true).await?;
+                c.after = if c.labels_only { labels_view(&forced) } else { diff::strip(&forced) };
+                Ok(())
+            }
+            None => Err(PlanError::Preflight(format!("the API server rejects {}: {e}", c.id()))),
+        },
+    }
+}
+
+/// Counts of a plan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Delete => s.delete += 1,
+                Action::Unchanged => s.unchanged += 1,
+            }
+        }
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::Unchanged) || self.record_changes()
+    }
+
+    /// Whether the parent itself must be written.
+    pub fn record_changes(&self) -> bool {
+        self.parent.resource_version.is_none() || self.old_record != self.new_record
+    }
+
+    pub fn conflicts(&self) -> usize {
+        self.changes.iter().map(|c| c.conflicts.len()).sum()
+    }
+}
+
+/// The plan as `terraform plan` shows one.
+pub fn render(plan: &Plan, context: usize, color: bool) -> String {
+    let s = plan.summary();
+    if !plan.has_changes() {
+        return "No changes. The cluster matches the configuration.\n".to_string();
+    }
+    let mut out = String::from("ztp will perform the following actions:\n");
+    let mut group = None;
+    for c in plan.changes.iter().filter(|c| c.action != Action::Unchanged) {
+        let g = c.order();
+        if group != Some(g) {
+            group = Some(g);
+            let title = match g.0 {
+                0 => format!("wave {}", c.wave),
+                1 => format!("prune, wave {}", c.wave),
+                _ => "after prune".to_string(),
+            };
+            out.push_str(&format!("\n# {title}\n"));
+        }
+        let (sign, verb, paint) = match (c.action, c.labels_only) {
+            (Action::Create, false) => ("+", "will be created", "\x1b[32m"),
+            (Action::Create, true) => ("+", "will be created with ztp's labels", "\x1b[32m"),
+            (Action::Update, false) => ("~", "will be updated in place", "\x1b[33m"),
+            (Action::Update, true) => ("~", "labels will change", "\x1b[33m"),
+            (Action::Delete, _) => ("-", "will be deleted", "\x1b[31m"),
+            (Action::Unchanged, _) => (" ", "", ""),
+        };
+        if color {
+            out.push_str(&format!("  {paint}{sign}\x1b[0m {} {verb}\n", c.id()));
+        } else {
+            out.push_str(&format!("  {sign} {} {verb}\n", c.id()));
+        }
+        let (before, after) = match c.action {
+            Action::Delete => (diff::yaml(&c.before), String::new()),
+            _ => (diff::yaml(&c.before), diff::yaml(&c.after)),
+        };
+        let ctx = if c.action == Action::Update { context } else { usize::MAX / 2 };
+        out.push_str(&diff::render(&before, &after, ctx, "      ", color));
+        for (field, msg) in &c.conflicts {
+            out.push_str(&format!("      ! conflict on {field}: {msg}\n"));
+        }
+    }
+    if plan.conflicts() > 0 {
+        out.push_str(&format!(
+            "\n{} with other field managers: `ztp apply` fails on them unless --force-conflicts takes the fields.\n",
+            if plan.conflicts() == 1 { "1 conflict".to_string() } else { format!("{} conflicts", plan.conflicts()) }
+        ));
+    }
+    out.push_str(&format!(
+        "\nPlan: {} to create, {} to update, {} to delete. {} unchanged.\n",
+        s.create, s.update, s.delete, s.unchanged
+    ));
+    out
+}
+
+/// The plan for machines: every object with its action, and the summary.
+pub fn to_json(plan: &Plan) -> String {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            json!({
+                "action": c.action,
+                "apiVersion": c.api_version,
+                "kind": c.kind,
+                "namespace": c.namespace,
+                "name": c.name,
+                "wave": c.wave,
+                "labelsOnly": c.labels_only,
+                "before": c.before,
+                "after": c.after,
+                "conflicts": c.conflicts.iter().map(|(f, m)| json!({"field": f, "message": m})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let v = json!({
+        "formatVersion": plan.format_version,
+        "ztpVersion": plan.ztp_version,
+        "server": plan.server,
+        "applyset": { "id": plan.parent.id, "parent": format!("secret/{}", plan.parent.name), "namespace": plan.parent.namespace },
+        "changes": changes,
+        "summary": plan.summary(),
+        "hasChanges": plan.has_changes(),
+    });
+    let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
+    s.push('\n');
+    s
+}
