@@ -4,6 +4,7 @@
 //! `diff` the comparison of desired and live objects; both are pure.
 //! `client` is the only code that talks to the API server.
 
+pub mod apply;
 pub mod applyset;
 pub mod client;
 pub mod diff;

@@ -22,6 +22,7 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("v1", "Namespace", "Kubernetes"),
     ("v1", "Service", "Kubernetes"),
     ("v1", "Secret", "Kubernetes"),
+    ("apps/v1", "Deployment", "Kubernetes"),
     ("networking.k8s.io/v1", "NetworkPolicy", "Kubernetes"),
     ("cilium.io/v2", "CiliumNetworkPolicy", "Cilium"),
     ("cilium.io/v2", "CiliumClusterwideNetworkPolicy", "Cilium"),
@@ -100,6 +101,8 @@ pub struct Plan {
     pub ztp_version: String,
     pub server: String,
     pub stack: String,
+    /// A plan of `destroy`: every member and the parent go.
+    pub destroy: bool,
     pub parent: ParentState,
     /// What the parent records now, and what it records after the apply.
     pub old_record: RecordSet,
@@ -410,6 +413,7 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
         ztp_version: env!("CARGO_PKG_VERSION").to_string(),
         server: cluster.server.clone(),
         stack: i.stack.to_string(),
+        destroy: i.destroy,
         parent: ParentState {
             name: i.parent.name.clone(),
             namespace: i.parent.namespace.clone(),
@@ -526,6 +530,9 @@ impl Plan {
 
     /// Whether the parent itself must be written.
     pub fn record_changes(&self) -> bool {
+        if self.destroy {
+            return self.parent.resource_version.is_some();
+        }
         self.parent.resource_version.is_none() || self.old_record != self.new_record
     }
 
