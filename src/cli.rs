@@ -4,6 +4,8 @@
 //! Exit codes: 0 success; 1 the input has errors (or `fmt --check` found
 //! files to reformat); 2 usage or I/O errors.
 
+use crate::cluster::client::ConnectOptions;
+use crate::cluster::command::{self, Verb};
 use crate::diag::{Diagnostic, codes, render};
 use crate::driver::{self, Formatted};
 use crate::output;
@@ -115,6 +117,74 @@ enum Command {
     },
     /// List the diagnostic codes, or explain one (`ztp codes Z0201`).
     Codes { code: Option<String> },
+    /// Show what `apply` would change in the cluster.
+    Plan {
+        /// File or directory (default: the current directory).
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Save the plan; `ztp apply FILE` applies exactly it.
+        #[arg(long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 with no changes, 1 on errors, 2 with changes.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Unchanged lines shown around each change.
+        #[arg(long, default_value_t = 3)]
+        diff_context: usize,
+    },
+    /// Apply a program (or a saved plan) to the cluster, in an order that never opens an outage window.
+    Apply {
+        /// File or directory (default: the current directory), or a plan file from `ztp plan -out`.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Skip the confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Take fields other field managers own.
+        #[arg(long)]
+        force_conflicts: bool,
+        /// How long to wait for a waypoint to be ready or bound, in seconds.
+        #[arg(long, default_value_t = 300)]
+        wait_timeout: u64,
+    },
+    /// Remove every object of the stack (and ztp's labels from Namespaces and Services).
+    Destroy {
+        /// File or directory (default: the current directory); names the stack.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Skip the confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+}
+
+/// How to reach the cluster and which ApplySet to use.
+#[derive(clap::Args, Clone)]
+struct ClusterArgs {
+    /// The kubeconfig file (default: `KUBECONFIG`, else `~/.kube/config`).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// The stack name (default `cluster { stack }`, else the program's directory name).
+    #[arg(long)]
+    stack: Option<String>,
+    /// Where the ApplySet parent Secret `ztp-<stack>` lives.
+    #[arg(long, default_value = "istio-system")]
+    applyset_namespace: String,
+    /// Take over objects of the same name that are not ztp's.
+    #[arg(long)]
+    adopt: bool,
+    /// Seconds one request may take.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
 }
 
 pub fn run() -> ExitCode {
@@ -148,7 +218,104 @@ pub fn run() -> ExitCode {
             build(path, opts, message_format, color)
         }
         Command::Codes { code } => explain_codes(code),
+        Command::Plan { path, cluster, json, out, detailed_exitcode, diff_context } => {
+            let mut req = request(Verb::Plan, &cluster, color);
+            req.json = json;
+            req.out = out;
+            req.detailed_exitcode = detailed_exitcode;
+            req.diff_context = diff_context;
+            cluster_command(path, &cluster, req, color)
+        }
+        Command::Apply { path, cluster, auto_approve, force_conflicts, wait_timeout } => {
+            let mut req = request(Verb::Apply, &cluster, color);
+            req.auto_approve = auto_approve;
+            req.force_conflicts = force_conflicts;
+            req.apply.force_conflicts = force_conflicts;
+            req.apply.wait_timeout = std::time::Duration::from_secs(wait_timeout);
+            cluster_command(path, &cluster, req, color)
+        }
+        Command::Destroy { path, cluster, auto_approve } => {
+            let mut req = request(Verb::Destroy, &cluster, color);
+            req.auto_approve = auto_approve;
+            cluster_command(path, &cluster, req, color)
+        }
     }
+}
+
+fn request(verb: Verb, c: &ClusterArgs, color: bool) -> command::Request {
+    let mut connect = ConnectOptions::new(c.kubeconfig.clone(), c.context.clone());
+    connect.timeout = std::time::Duration::from_secs(c.request_timeout.max(1));
+    command::Request {
+        verb,
+        connect,
+        stack: String::new(),
+        applyset_namespace: c.applyset_namespace.clone(),
+        adopt: c.adopt,
+        auto_approve: false,
+        force_conflicts: false,
+        json: false,
+        out: None,
+        detailed_exitcode: false,
+        diff_context: 3,
+        color: color && std::io::stdout().is_terminal(),
+        apply: Default::default(),
+    }
+}
+
+/// Compiles the program (or reads a saved plan) and runs a cluster command.
+fn cluster_command(path: Option<PathBuf>, c: &ClusterArgs, mut req: command::Request, color: bool) -> ExitCode {
+    if let Some(s) = &c.stack
+        && !valid_stack(s)
+    {
+        eprintln!("error: --stack `{s}` must be lower-case letters, digits and `-`, at most 40 characters");
+        return ExitCode::from(2);
+    }
+    let path = path.unwrap_or_else(|| PathBuf::from("."));
+    let source = match command::read_saved(&path) {
+        Some(Ok(saved)) if req.verb == Verb::Apply => command::Source::Saved(Box::new(saved)),
+        Some(Ok(_)) => {
+            eprintln!("error: {} is a saved plan; only `ztp apply` takes one", path.display());
+            return ExitCode::from(2);
+        }
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        None => {
+            let built = match driver::build(&RealFs, &path, c.stack.as_deref()) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let checked = &built.checked;
+            print_diagnostics(&checked.diagnostics.sorted(), &checked.sources, MessageFormat::Human, color);
+            let Some(manifests) = built.manifests else {
+                let errors = checked.diagnostics.error_count();
+                eprintln!("error: {} found; nothing planned", plural(errors, "error"));
+                return ExitCode::from(1);
+            };
+            req.stack = checked.ir.as_ref().map_or_else(|| "ztp".to_string(), |ir| ir.stack.clone());
+            command::Source::Program(manifests)
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    ExitCode::from(runtime.block_on(command::run(req, source)))
+}
+
+fn valid_stack(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 /// Prints diagnostics: JSON lines on standard output (or standard error
@@ -196,16 +363,11 @@ struct BuildOptions {
 }
 
 fn build(path: Option<PathBuf>, o: BuildOptions, message_format: MessageFormat, color: bool) -> ExitCode {
-    if let Some(s) = &o.stack {
-        let valid = !s.is_empty()
-            && s.len() <= 40
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !s.starts_with('-')
-            && !s.ends_with('-');
-        if !valid {
-            eprintln!("error: --stack `{s}` must be lower-case letters, digits and `-`, at most 40 characters");
-            return ExitCode::from(2);
-        }
+    if let Some(s) = &o.stack
+        && !valid_stack(s)
+    {
+        eprintln!("error: --stack `{s}` must be lower-case letters, digits and `-`, at most 40 characters");
+        return ExitCode::from(2);
     }
     let path = path.unwrap_or_else(|| PathBuf::from("."));
     let built = match driver::build(&RealFs, &path, o.stack.as_deref()) {

@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod applyset;
 pub mod client;
+pub mod command;
 pub mod diff;
 pub mod plan;
 
