@@ -151,6 +151,9 @@ enum Command {
         /// How long to wait for a waypoint to be ready or bound, in seconds.
         #[arg(long, default_value_t = 300)]
         wait_timeout: u64,
+        /// How long to wait for the stack's lock (`30s`, `5m`; `0` fails at once).
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        lock_timeout: std::time::Duration,
     },
     /// Remove every object of the stack (and ztp's labels from Namespaces and Services).
     Destroy {
@@ -161,7 +164,48 @@ enum Command {
         /// Skip the confirmation.
         #[arg(long)]
         auto_approve: bool,
+        /// How long to wait for the stack's lock (`30s`, `5m`; `0` fails at once).
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        lock_timeout: std::time::Duration,
     },
+    /// Remove the stack's lock left by a ztp that no longer runs (reads `yes` from standard input).
+    ForceUnlock {
+        /// The lock's ID, as the `Lock Info` block shows it.
+        id: String,
+        /// File or directory (default: the current directory); names the stack unless `--stack` does.
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+/// `90`, `90s`, `5m`, `1h`, `1m30s`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("`{s}` is not a duration (like 30s, 5m, 1h)");
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || s.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// How to reach the cluster and which ApplySet to use.
@@ -226,16 +270,23 @@ pub fn run() -> ExitCode {
             req.diff_context = diff_context;
             cluster_command(path, &cluster, req, color)
         }
-        Command::Apply { path, cluster, auto_approve, force_conflicts, wait_timeout } => {
+        Command::Apply { path, cluster, auto_approve, force_conflicts, wait_timeout, lock_timeout } => {
             let mut req = request(Verb::Apply, &cluster, color);
+            req.lock.timeout = lock_timeout;
             req.auto_approve = auto_approve;
             req.force_conflicts = force_conflicts;
             req.apply.force_conflicts = force_conflicts;
             req.apply.wait_timeout = std::time::Duration::from_secs(wait_timeout);
             cluster_command(path, &cluster, req, color)
         }
-        Command::Destroy { path, cluster, auto_approve } => {
+        Command::ForceUnlock { id, path, cluster } => {
+            let mut req = request(Verb::ForceUnlock, &cluster, color);
+            req.unlock_id = id;
+            cluster_command(path, &cluster, req, color)
+        }
+        Command::Destroy { path, cluster, auto_approve, lock_timeout } => {
             let mut req = request(Verb::Destroy, &cluster, color);
+            req.lock.timeout = lock_timeout;
             req.auto_approve = auto_approve;
             cluster_command(path, &cluster, req, color)
         }
@@ -259,6 +310,8 @@ fn request(verb: Verb, c: &ClusterArgs, color: bool) -> command::Request {
         diff_context: 3,
         color: color && std::io::stdout().is_terminal(),
         apply: Default::default(),
+        lock: Default::default(),
+        unlock_id: String::new(),
     }
 }
 
@@ -272,6 +325,10 @@ fn cluster_command(path: Option<PathBuf>, c: &ClusterArgs, mut req: command::Req
     }
     let path = path.unwrap_or_else(|| PathBuf::from("."));
     let source = match command::read_saved(&path) {
+        _ if req.verb == Verb::ForceUnlock && c.stack.is_some() => {
+            req.stack = c.stack.clone().unwrap_or_default();
+            command::Source::Program(Vec::new())
+        }
         Some(Ok(saved)) if req.verb == Verb::Apply => command::Source::Saved(Box::new(saved)),
         Some(Ok(_)) => {
             eprintln!("error: {} is a saved plan; only `ztp apply` takes one", path.display());
@@ -619,5 +676,23 @@ fn explain_codes(code: Option<String>) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_like_terraforms() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h2m3s"), Ok(Duration::from_secs(3723)));
+        for bad in ["", "s", "5x", "1.5m", "-3s", "5m3", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use super::client::{Cluster, Deleted, Error};
 use super::plan::{Action, Change, Kinds, ParentState, Plan};
 use super::{at, meta_str};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How to apply.
@@ -24,6 +25,8 @@ pub struct Options {
     pub wait_timeout: Duration,
     /// How often readiness is polled.
     pub poll: Duration,
+    /// Set when the stack's lock is lost: no further group starts.
+    pub lock_lost: Arc<AtomicBool>,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             concurrency: 8,
             wait_timeout: Duration::from_secs(300),
             poll: Duration::from_secs(2),
+            lock_lost: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -98,6 +102,13 @@ pub async fn execute(
     let limit = Arc::new(tokio::sync::Semaphore::new(o.concurrency.max(1)));
     let mut stopped = false;
     for group in groups {
+        if !stopped && o.lock_lost.load(Ordering::SeqCst) {
+            out.failed.push((
+                "the stack's lock".into(),
+                "lost (it could not be renewed); stopped before the next group".into(),
+            ));
+            stopped = true;
+        }
         if stopped {
             out.not_attempted.extend(group.iter().map(|c| c.id()));
             continue;

@@ -7,6 +7,7 @@
 use super::apply;
 use super::applyset::Parent;
 use super::client::{Cluster, ConnectOptions};
+use super::lock::{self, Lock, LockOptions};
 use super::plan::{self, Desired, Inputs, Plan, PlanError};
 use crate::manifest::Manifest;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,8 @@ pub enum Verb {
     Plan,
     Apply,
     Destroy,
+    /// `force-unlock ID`.
+    ForceUnlock,
 }
 
 /// Everything the cluster commands take.
@@ -37,6 +40,9 @@ pub struct Request {
     pub diff_context: usize,
     pub color: bool,
     pub apply: apply::Options,
+    pub lock: LockOptions,
+    /// `force-unlock`: the lock ID to remove.
+    pub unlock_id: String,
 }
 
 /// A plan saved with `plan -out FILE`: the plan and the exact objects it
@@ -103,7 +109,44 @@ pub async fn run(req: Request, source: Source) -> u8 {
 
 async fn run_inner(req: &Request, source: Source) -> Result<u8, String> {
     let cluster = Cluster::connect(&req.connect).await.map_err(|e| e.to_string())?;
+    if req.verb == Verb::ForceUnlock {
+        return unlock(req, &cluster).await;
+    }
     let kinds = plan::discover(&cluster).await.map_err(|e| e.to_string())?;
+    if req.verb == Verb::Plan {
+        return planned(req, source, &cluster, &kinds, None).await;
+    }
+    // apply and destroy hold the stack's lock from before the plan is read
+    // until the last write; plan only reads and takes no lock.
+    let (namespace, stack) = match &source {
+        Source::Program(_) => (req.applyset_namespace.clone(), req.stack.clone()),
+        Source::Saved(s) => (s.plan.parent.namespace.clone(), s.plan.stack.clone()),
+    };
+    let lease = kinds
+        .get(&("coordination.k8s.io/v1".to_string(), "Lease".to_string()))
+        .ok_or("the cluster does not serve Leases (coordination.k8s.io/v1)")?;
+    let operation = if req.verb == Verb::Destroy { "destroy" } else { "apply" };
+    let lock = Lock::acquire(&cluster, lease, &namespace, &stack, operation, &req.lock, &|l| say(&format!("{l}\n")))
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = planned(req, source, &cluster, &kinds, Some(&lock)).await;
+    let released = lock.release().await;
+    match (result, released) {
+        (Ok(code), Err(e)) => {
+            say(&format!("warning: {e}\n"));
+            Ok(code)
+        }
+        (result, _) => result,
+    }
+}
+
+async fn planned(
+    req: &Request,
+    source: Source,
+    cluster: &Cluster,
+    kinds: &plan::Kinds,
+    lock: Option<&Lock>,
+) -> Result<u8, String> {
     let (desired, saved, stack, parent) = match source {
         Source::Program(ms) => {
             let parent = Parent::new(&req.stack, &req.applyset_namespace);
@@ -117,7 +160,7 @@ async fn run_inner(req: &Request, source: Source) -> Result<u8, String> {
     };
     let destroy = req.verb == Verb::Destroy;
     let inputs = Inputs { stack: &stack, parent, adopt: req.adopt, destroy };
-    let fresh = plan::compute(&cluster, &kinds, &desired, &inputs).await.map_err(|e: PlanError| e.to_string())?;
+    let fresh = plan::compute(cluster, kinds, &desired, &inputs).await.map_err(|e: PlanError| e.to_string())?;
     let from_saved_plan = saved.is_some();
     let plan = match saved {
         Some(saved) => {
@@ -160,7 +203,11 @@ async fn run_inner(req: &Request, source: Source) -> Result<u8, String> {
         confirm(req.verb)?;
     }
     say("\n");
-    let outcome = apply::execute(&cluster, &kinds, &plan, &req.apply, destroy, &|line| say(&format!("{line}\n"))).await;
+    let mut options = req.apply.clone();
+    if let Some(lock) = lock {
+        options.lock_lost = lock.lost_flag();
+    }
+    let outcome = apply::execute(cluster, kinds, &plan, &options, destroy, &|line| say(&format!("{line}\n"))).await;
     for (id, why) in &outcome.failed {
         say(&format!("error: {id}: {why}\n"));
     }
@@ -178,6 +225,43 @@ async fn run_inner(req: &Request, source: Source) -> Result<u8, String> {
         say(&format!("\n{verb} failed: {}. Running it again converges.\n", outcome.summary()));
         Ok(1)
     }
+}
+
+/// `ztp force-unlock ID`: shows the lock and deletes it after a typed
+/// `yes`, only when ID is its holder.
+async fn unlock(req: &Request, cluster: &Cluster) -> Result<u8, String> {
+    let wanted = [("coordination.k8s.io/v1".to_string(), "Lease".to_string())];
+    let kinds = cluster
+        .discover(&wanted)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "the cluster does not serve Leases (coordination.k8s.io/v1)".to_string())?;
+    let lease = kinds.values().next().ok_or("the cluster does not serve Leases")?;
+    let namespace = &req.applyset_namespace;
+    let info =
+        lock::inspect(cluster, lease, namespace, &req.stack).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+            format!("the stack `{}` is not locked (no Lease {namespace}/{})", req.stack, lock::lease_name(&req.stack))
+        })?;
+    if info.id != req.unlock_id {
+        return Err(format!(
+            "the lock is held by `{}`, not `{}`; nothing changed\n\n{}",
+            if info.id.is_empty() { "nobody" } else { &info.id },
+            req.unlock_id,
+            info.block()
+        ));
+    }
+    say(&format!(
+        "{}\nRemoving this lock lets another apply or destroy write the stack while this holder may\nstill be writing. Do this only if no ztp holds it any more.\n\nRemove the lock? Only 'yes' is accepted.\n  Enter a value: ",
+        info.block()
+    ));
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+    if line.trim() != "yes" {
+        return Err("not confirmed; the lock is kept".into());
+    }
+    lock::force_unlock(cluster, lease, namespace, &req.stack, &req.unlock_id).await?;
+    say("\nThe lock has been removed. The stack is unlocked.\n");
+    Ok(0)
 }
 
 /// Terraform's prompt: only `yes` proceeds; without a terminal, nothing does.

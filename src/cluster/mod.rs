@@ -2,13 +2,15 @@
 //!
 //! `applyset` owns the ownership convention (parent, ids, labels) and
 //! `diff` the comparison of desired and live objects; both are pure.
-//! `client` is the only code that talks to the API server.
+//! `client` is the only code that talks to the API server; `lock` holds
+//! the stack's Lease while apply and destroy write.
 
 pub mod apply;
 pub mod applyset;
 pub mod client;
 pub mod command;
 pub mod diff;
+pub mod lock;
 pub mod plan;
 
 use serde_json::Value;

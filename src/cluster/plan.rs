@@ -22,6 +22,7 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("v1", "Namespace", "Kubernetes"),
     ("v1", "Service", "Kubernetes"),
     ("v1", "Secret", "Kubernetes"),
+    ("coordination.k8s.io/v1", "Lease", "Kubernetes"),
     ("apps/v1", "Deployment", "Kubernetes"),
     ("networking.k8s.io/v1", "NetworkPolicy", "Kubernetes"),
     ("cilium.io/v2", "CiliumNetworkPolicy", "Cilium"),
