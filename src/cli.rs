@@ -168,6 +168,11 @@ enum Command {
         #[arg(long, value_parser = parse_duration, default_value = "0s")]
         lock_timeout: std::time::Duration,
     },
+    /// Check the cluster's Cilium and Istio installation against what ztp's policies need.
+    Doctor {
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
     /// Remove the stack's lock left by a ztp that no longer runs (reads `yes` from standard input).
     ForceUnlock {
         /// The lock's ID, as the `Lock Info` block shows it.
@@ -208,15 +213,25 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(total))
 }
 
-/// How to reach the cluster and which ApplySet to use.
+/// How to reach the cluster.
 #[derive(clap::Args, Clone)]
-struct ClusterArgs {
+struct ConnectArgs {
     /// The kubeconfig file (default: `KUBECONFIG`, else `~/.kube/config`).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
     /// The kubeconfig context (default: its current context).
     #[arg(long)]
     context: Option<String>,
+    /// Seconds one request may take.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+}
+
+/// How to reach the cluster and which ApplySet to use.
+#[derive(clap::Args, Clone)]
+struct ClusterArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// The stack name (default `cluster { stack }`, else the program's directory name).
     #[arg(long)]
     stack: Option<String>,
@@ -226,9 +241,6 @@ struct ClusterArgs {
     /// Take over objects of the same name that are not ztp's.
     #[arg(long)]
     adopt: bool,
-    /// Seconds one request may take.
-    #[arg(long, default_value_t = 30)]
-    request_timeout: u64,
 }
 
 pub fn run() -> ExitCode {
@@ -279,6 +291,11 @@ pub fn run() -> ExitCode {
             req.apply.wait_timeout = std::time::Duration::from_secs(wait_timeout);
             cluster_command(path, &cluster, req, color)
         }
+        Command::Doctor { connect } => {
+            let cluster = ClusterArgs { connect, stack: None, applyset_namespace: String::new(), adopt: false };
+            let req = request(Verb::Doctor, &cluster, color);
+            cluster_command(None, &cluster, req, color)
+        }
         Command::ForceUnlock { id, path, cluster } => {
             let mut req = request(Verb::ForceUnlock, &cluster, color);
             req.unlock_id = id;
@@ -294,8 +311,8 @@ pub fn run() -> ExitCode {
 }
 
 fn request(verb: Verb, c: &ClusterArgs, color: bool) -> command::Request {
-    let mut connect = ConnectOptions::new(c.kubeconfig.clone(), c.context.clone());
-    connect.timeout = std::time::Duration::from_secs(c.request_timeout.max(1));
+    let mut connect = ConnectOptions::new(c.connect.kubeconfig.clone(), c.connect.context.clone());
+    connect.timeout = std::time::Duration::from_secs(c.connect.request_timeout.max(1));
     command::Request {
         verb,
         connect,
@@ -325,6 +342,7 @@ fn cluster_command(path: Option<PathBuf>, c: &ClusterArgs, mut req: command::Req
     }
     let path = path.unwrap_or_else(|| PathBuf::from("."));
     let source = match command::read_saved(&path) {
+        _ if req.verb == Verb::Doctor => command::Source::Program(Vec::new()),
         _ if req.verb == Verb::ForceUnlock && c.stack.is_some() => {
             req.stack = c.stack.clone().unwrap_or_default();
             command::Source::Program(Vec::new())

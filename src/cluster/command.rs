@@ -22,6 +22,8 @@ pub enum Verb {
     Destroy,
     /// `force-unlock ID`.
     ForceUnlock,
+    /// `doctor`.
+    Doctor,
 }
 
 /// Everything the cluster commands take.
@@ -109,8 +111,10 @@ pub async fn run(req: Request, source: Source) -> u8 {
 
 async fn run_inner(req: &Request, source: Source) -> Result<u8, String> {
     let cluster = Cluster::connect(&req.connect).await.map_err(|e| e.to_string())?;
-    if req.verb == Verb::ForceUnlock {
-        return unlock(req, &cluster).await;
+    match req.verb {
+        Verb::ForceUnlock => return unlock(req, &cluster).await,
+        Verb::Doctor => return super::doctor::run(&cluster).await,
+        _ => {}
     }
     let kinds = plan::discover(&cluster).await.map_err(|e| e.to_string())?;
     if req.verb == Verb::Plan {

@@ -10,6 +10,7 @@ pub mod applyset;
 pub mod client;
 pub mod command;
 pub mod diff;
+pub mod doctor;
 pub mod lock;
 pub mod plan;
 
