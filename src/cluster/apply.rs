@@ -23,7 +23,7 @@ pub struct Options {
     pub concurrency: usize,
     /// How long to wait for a waypoint to become ready or bound.
     pub wait_timeout: Duration,
-    /// How often readiness is polled.
+    /// How often readiness is polled, at most (it starts at 100 ms).
     pub poll: Duration,
     /// Set when the stack's lock is lost: no further group starts.
     pub lock_lost: Arc<AtomicBool>,
@@ -270,6 +270,9 @@ async fn wait_for(
     let bound_wanted = at(body, &["metadata", "labels", "istio.io/use-waypoint"]).as_str().is_some();
     let start = Instant::now();
     let mut said = false;
+    // Poll soon (a controller is often done in well under a second), then
+    // back off to `o.poll`.
+    let mut pause = Duration::from_millis(100).min(o.poll);
     loop {
         let live = cluster.get(r, c.namespace.as_deref(), &c.name).await.map_err(|e| describe(&e))?;
         let ready = match &live {
@@ -340,6 +343,7 @@ async fn wait_for(
             ));
             said = true;
         }
-        tokio::time::sleep(o.poll).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(o.poll);
     }
 }

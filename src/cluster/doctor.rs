@@ -82,7 +82,7 @@ fn cilium(f: &Facts) -> Vec<Finding> {
         return vec![finding(
             Fail,
             "cilium-config",
-            "no ConfigMap kube-system/cilium-config: Cilium is not installed (or not in kube-system), so no Cilium layer is enforced",
+            "no ConfigMap kube-system/cilium-config: Cilium is not installed (or not in kube-system), and no Cilium layer is enforced",
         )];
     };
     let get = |k: &str| cfg.get(k).map(String::as_str);
@@ -99,39 +99,43 @@ fn cilium(f: &Facts) -> Vec<Finding> {
     let before = |v: (u64, u64)| f.cilium_version.is_some_and(|(ma, mi, _)| (ma, mi) < v);
 
     out.push(if on("cni-exclusive", true) {
-        finding(Fail, "cni.exclusive (cni-exclusive)", "is true (Cilium's default): Cilium removes istio-cni's chained plugin config, so ambient pods are not redirected to ztunnel; set cni.exclusive=false")
+        finding(Fail, "cni.exclusive (cni-exclusive)", "is true (Cilium's default), so Cilium removes istio-cni's chained plugin config and ambient pods are not redirected to ztunnel; set cni.exclusive=false")
     } else {
-        finding(Ok, "cni.exclusive (cni-exclusive)", "false: istio-cni can chain after Cilium")
+        finding(Ok, "cni.exclusive (cni-exclusive)", "false, so istio-cni can chain after Cilium")
     });
 
     let kpr = on("kube-proxy-replacement", false);
     let socket_lb = get("bpf-lb-sock").map_or(kpr, |v| v == "true");
     out.push(match (socket_lb, on("bpf-lb-sock-hostns-only", false)) {
         (false, _) => finding(Ok, "socketLB (bpf-lb-sock)", "off"),
-        (true, true) => finding(Ok, "socketLB.hostNamespaceOnly (bpf-lb-sock-hostns-only)", "true: socket load balancing leaves pod traffic to ztunnel"),
-        (true, false) => finding(Fail, "socketLB.hostNamespaceOnly (bpf-lb-sock-hostns-only)", "is false while socket load balancing is on: Service addresses are rewritten to pod IPs inside pods, so waypoints are bypassed and their L7 policy is not enforced; set socketLB.hostNamespaceOnly=true"),
+        (true, true) => finding(Ok, "socketLB.hostNamespaceOnly (bpf-lb-sock-hostns-only)", "true, so socket load balancing leaves pod traffic to ztunnel"),
+        (true, false) => finding(Fail, "socketLB.hostNamespaceOnly (bpf-lb-sock-hostns-only)", "is false while socket load balancing is on, so Service addresses are rewritten to pod IPs inside pods: waypoints are bypassed and their L7 policy is not enforced; set socketLB.hostNamespaceOnly=true"),
     });
 
     out.push(if on("enable-bpf-masquerade", false) {
-        finding(Fail, "bpf.masquerade (enable-bpf-masquerade)", "is true, which Istio ambient does not support (ztunnel's traffic is masqueraded away from its identity); set bpf.masquerade=false")
+        finding(
+            Fail,
+            "bpf.masquerade (enable-bpf-masquerade)",
+            "is true, which Istio ambient does not support; set bpf.masquerade=false",
+        )
     } else {
         finding(Ok, "bpf.masquerade (enable-bpf-masquerade)", "false")
     });
 
     out.push(if on("enable-l7-proxy", true) {
-        finding(Ok, "l7Proxy (enable-l7-proxy)", "on: DNS rules and FQDN egress are enforced")
+        finding(Ok, "l7Proxy (enable-l7-proxy)", "on, so DNS rules and FQDN egress are enforced")
     } else {
         finding(
             Fail,
             "l7Proxy (enable-l7-proxy)",
-            "is false: Cilium cannot enforce DNS rules, so FQDN egress (toFQDNs) never learns an address and is denied",
+            "is false, so Cilium cannot enforce DNS rules, so FQDN egress (toFQDNs) never learns an address and is denied",
         )
     });
 
     out.push(if on("enable-non-default-deny-policies", true) {
-        finding(Ok, "enableNonDefaultDenyPolicies (enable-non-default-deny-policies)", "on: enableDefaultDeny: false is honoured")
+        finding(Ok, "enableNonDefaultDenyPolicies (enable-non-default-deny-policies)", "on, so `enableDefaultDeny: false` is honoured")
     } else {
-        finding(Fail, "enableNonDefaultDenyPolicies (enable-non-default-deny-policies)", "is false: enableDefaultDeny is ignored, so the metadata block and the ambient probe allow put every endpoint into default deny")
+        finding(Fail, "enableNonDefaultDenyPolicies (enable-non-default-deny-policies)", "is false, so `enableDefaultDeny` is ignored, so the metadata block and the ambient probe allow put every endpoint into default deny")
     });
 
     out.push(match get("enable-policy").unwrap_or("default") {
@@ -139,12 +143,12 @@ fn cilium(f: &Facts) -> Vec<Finding> {
         "always" => finding(
             Fail,
             "policyEnforcementMode (enable-policy)",
-            "is always: every endpoint, Istio's own included, is default deny before any policy selects it",
+            "is always, so every endpoint, Istio's own included, is default deny before any policy selects it",
         ),
         "never" => finding(
             Fail,
             "policyEnforcementMode (enable-policy)",
-            "is never: Cilium enforces no policy at all, so ztp's L3/L4 layer does nothing",
+            "is never, so Cilium enforces no policy at all, so ztp's L3/L4 layer does nothing",
         ),
         other => {
             finding(Warn, "policyEnforcementMode (enable-policy)", &format!("is `{other}`, which ztp does not know"))
@@ -160,8 +164,8 @@ fn cilium(f: &Facts) -> Vec<Finding> {
     }
     if before((1, 19)) {
         match get("enable-host-legacy-routing") {
-            Some("false") => out.push(finding(Fail, "bpf.hostLegacyRouting (enable-host-legacy-routing)", "is false on Cilium before 1.19: BPF host routing breaks ambient's kubelet probes (cilium#36022); set bpf.hostLegacyRouting=true or upgrade")),
-            None if kpr => out.push(finding(Warn, "bpf.hostLegacyRouting (enable-host-legacy-routing)", "is not set and kube-proxy replacement is on: Cilium before 1.19 may pick BPF host routing, which breaks ambient's kubelet probes (cilium#36022); set bpf.hostLegacyRouting=true")),
+            Some("false") => out.push(finding(Fail, "bpf.hostLegacyRouting (enable-host-legacy-routing)", "is false on Cilium before 1.19, where BPF host routing breaks ambient's kubelet probes (cilium#36022); set bpf.hostLegacyRouting=true or upgrade")),
+            None if kpr => out.push(finding(Warn, "bpf.hostLegacyRouting (enable-host-legacy-routing)", "is not set and kube-proxy replacement is on, so Cilium before 1.19 may pick BPF host routing, which breaks ambient's kubelet probes (cilium#36022); set bpf.hostLegacyRouting=true")),
             _ => {}
         }
     }
@@ -176,14 +180,14 @@ fn istio(f: &Facts) -> Vec<Finding> {
         finding(
             Fail,
             "ztunnel",
-            "no istio-system/ztunnel DaemonSet: Istio ambient is not installed, so no mesh identity or ztunnel policy applies",
+            "no istio-system/ztunnel DaemonSet, so Istio ambient is not installed, so no mesh identity or ztunnel policy applies",
         )
     }];
     match &f.istiod_env {
         None => out.push(finding(Fail, "istiod", "no istio-system/istiod Deployment")),
         Some(env) => match env.get("PILOT_AUTO_ALLOW_WAYPOINT_POLICY").map(String::as_str) {
-            Some("true") => out.push(finding(Info, "PILOT_AUTO_ALLOW_WAYPOINT_POLICY", "true: istiod adds an ALLOW of the waypoint to bound workloads itself; ztp's explicit waypoint admits stay correct and make the policy readable without it")),
-            _ => out.push(finding(Ok, "PILOT_AUTO_ALLOW_WAYPOINT_POLICY", "false (the default): ztp admits each waypoint identity explicitly")),
+            Some("true") => out.push(finding(Info, "PILOT_AUTO_ALLOW_WAYPOINT_POLICY", "true, so istiod adds an ALLOW of the waypoint to bound workloads itself; ztp's explicit waypoint admits stay correct and make the policy readable without it")),
+            _ => out.push(finding(Ok, "PILOT_AUTO_ALLOW_WAYPOINT_POLICY", "false (the default); ztp admits each waypoint identity explicitly")),
         },
     }
     out

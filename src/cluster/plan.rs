@@ -301,6 +301,7 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
     let mut foreign = Vec::new();
     let mut missing_services = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut created_namespaces = BTreeSet::new();
     for d in &desired {
         let k = key(&d.kind, d.namespace.as_deref(), &d.name);
         seen.insert(k.clone());
@@ -330,7 +331,15 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             continue;
         }
         let mut c = change(d, current.as_ref());
-        if c.action != Action::Unchanged {
+        if c.kind == "Namespace" && c.action == Action::Create {
+            created_namespaces.insert(c.name.clone());
+        }
+        let in_new_namespace = c.namespace.as_ref().is_some_and(|n| created_namespaces.contains(n));
+        if c.action == Action::Create && in_new_namespace {
+            // The server cannot dry-run into a namespace that does not
+            // exist yet: the plan shows what will be sent.
+            c.after = diff::strip(&d.object);
+        } else if c.action != Action::Unchanged {
             dry_run(cluster, r, &mut c).await?;
         }
         changes.push(c);

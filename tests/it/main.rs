@@ -2,9 +2,11 @@
 
 mod build;
 mod cli;
+mod cluster;
 mod codes;
 mod diagnostics;
 mod examples;
+mod fakeapi;
 mod fmt;
 mod robustness;
 mod support;
