@@ -25,3 +25,4 @@ pub mod resolve;
 pub mod source;
 pub mod syntax;
 pub mod typeck;
+pub mod verify;

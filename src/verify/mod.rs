@@ -1,0 +1,748 @@
+//! Reachability: whether a flow between two pods is allowed by a set of
+//! Cilium, Istio ambient and Gateway API objects, and which layer and
+//! object decides it, with the semantics of DOMAIN.md ("Reachability
+//! semantics"). It reads objects as JSON, so it judges ztp's own output,
+//! a live cluster's state, or hand-written YAML alike — never the IR.
+//!
+//! A flow is a sequence of hops. A client whose Service is bound to a
+//! waypoint (the Service reports `istio.io/WaypointBound`, or the
+//! namespace's `istio.io/use-waypoint`) reaches the waypoint, which
+//! enforces the L7 policy with the client's identity and opens a second
+//! hop as itself; a client that addresses pod IPs goes direct. Between two
+//! ambient pods a hop travels as HBONE on port 15008, so Cilium sees 15008
+//! and ztunnel sees the target port. Per hop: the source's Cilium egress,
+//! the destination's Cilium ingress, then ztunnel's policy at the
+//! destination (STRICT implicit deny, DENY before ALLOW, L4 attributes
+//! only). In-cluster pod-to-pod flows and ingress from `world` are
+//! modelled; FQDN and CIDR egress are not yet.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The pseudo label that carries a pod's namespace in Cilium selectors.
+const NS_LABEL: &str = "io.kubernetes.pod.namespace";
+/// Istio ambient's tunnel port.
+pub const HBONE_PORT: u16 = 15008;
+
+/// A pod (or the world outside the cluster).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `None` for the world.
+    pub namespace: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// The SPIFFE principal without `spiffe://` (`td/ns/x/sa/y`).
+    pub principal: Option<String>,
+    /// Istio's own proxies (gateways, waypoints) are not captured by
+    /// ztunnel: they speak HBONE themselves.
+    pub proxy: bool,
+}
+
+impl Endpoint {
+    pub fn world() -> Endpoint {
+        Endpoint { namespace: None, labels: BTreeMap::new(), principal: None, proxy: false }
+    }
+
+    fn describe(&self) -> String {
+        match (&self.namespace, &self.principal) {
+            (None, _) => "world".to_string(),
+            (Some(ns), Some(p)) => format!("{ns}/{}", p.rsplit('/').next().unwrap_or(p)),
+            (Some(ns), None) => format!("{ns}/(no identity)"),
+        }
+    }
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    /// The destination's Service, when the client addresses it (`None`:
+    /// pod IPs).
+    pub service: Option<String>,
+    pub port: u16,
+    pub method: Option<String>,
+    pub path: Option<String>,
+}
+
+/// The verdict and who decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Denied { layer: &'static str, object: String, why: String },
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        *self == Verdict::Allowed
+    }
+}
+
+fn denied(layer: &'static str, object: impl Into<String>, why: impl Into<String>) -> Verdict {
+    Verdict::Denied { layer, object: object.into(), why: why.into() }
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+    static NULL: Value = Value::Null;
+    path.iter().try_fold(v, |v, k| v.get(*k)).unwrap_or(&NULL)
+}
+
+fn name_of(v: &Value) -> String {
+    let kind = at(v, &["kind"]).as_str().unwrap_or("");
+    let name = at(v, &["metadata", "name"]).as_str().unwrap_or("");
+    match at(v, &["metadata", "namespace"]).as_str() {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+fn list(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// The objects the model reads, by kind.
+#[derive(Default)]
+pub struct Model {
+    cilium: Vec<Value>,
+    netpol: Vec<Value>,
+    authz: Vec<Value>,
+    peer_auth: Vec<Value>,
+    gateways: Vec<Value>,
+    services: Vec<Value>,
+    namespaces: Vec<Value>,
+    /// Istio's root namespace.
+    root: String,
+}
+
+impl Model {
+    pub fn new<'a>(objects: impl IntoIterator<Item = &'a Value>, root_namespace: &str) -> Model {
+        let mut m = Model { root: root_namespace.to_string(), ..Model::default() };
+        for o in objects {
+            let bucket = match at(o, &["kind"]).as_str() {
+                Some("CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => &mut m.cilium,
+                Some("NetworkPolicy") => &mut m.netpol,
+                Some("AuthorizationPolicy") => &mut m.authz,
+                Some("PeerAuthentication") => &mut m.peer_auth,
+                Some("Gateway") => &mut m.gateways,
+                Some("Service") => &mut m.services,
+                Some("Namespace") => &mut m.namespaces,
+                _ => continue,
+            };
+            bucket.push(o.clone());
+        }
+        m
+    }
+
+    fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
+        self.namespaces
+            .iter()
+            .find(|n| at(n, &["metadata", "name"]).as_str() == Some(ns))
+            .and_then(|n| at(n, &["metadata", "labels"]).as_object())
+            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default()
+    }
+
+    /// A pod in the ambient mesh: its namespace is enrolled (and it is no proxy).
+    fn ambient(&self, e: &Endpoint) -> bool {
+        let Some(ns) = &e.namespace else { return false };
+        !e.proxy
+            && self.namespace_labels(ns).get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
+            && e.labels.get("istio.io/dataplane-mode").map(String::as_str) != Some("none")
+    }
+
+    /// Speaks HBONE: an ambient pod or one of Istio's proxies in an enrolled namespace.
+    fn meshed(&self, e: &Endpoint) -> bool {
+        self.ambient(e)
+            || (e.proxy
+                && e.namespace.as_ref().is_some_and(|ns| {
+                    self.namespace_labels(ns).get("istio.io/dataplane-mode").map(String::as_str) == Some("ambient")
+                }))
+    }
+
+    /// The waypoint a Service-addressed flow passes, and whether it is ready.
+    fn waypoint_of(&self, f: &Flow) -> Option<(Endpoint, Option<&Value>)> {
+        let ns = f.dst.namespace.as_deref()?;
+        let svc_name = f.service.as_deref()?;
+        let svc = self.services.iter().find(|s| {
+            at(s, &["metadata", "namespace"]).as_str() == Some(ns)
+                && at(s, &["metadata", "name"]).as_str() == Some(svc_name)
+        })?;
+        let bound = list(at(svc, &["status", "conditions"])).iter().any(|c| {
+            at(c, &["type"]).as_str() == Some("istio.io/WaypointBound") && at(c, &["status"]).as_str() == Some("True")
+        });
+        if !bound {
+            return None;
+        }
+        // An ingress gateway skips the waypoint unless the Service asks for it.
+        if f.src.proxy
+            && f.src.labels.contains_key("gateway.networking.k8s.io/gateway-name")
+            && at(svc, &["metadata", "labels", "istio.io/ingress-use-waypoint"]).as_str() != Some("true")
+        {
+            return None;
+        }
+        let name = at(svc, &["metadata", "labels", "istio.io/use-waypoint"])
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| self.namespace_labels(ns).get("istio.io/use-waypoint").cloned())?;
+        let gateway = self.gateways.iter().find(|g| {
+            at(g, &["metadata", "namespace"]).as_str() == Some(ns)
+                && at(g, &["metadata", "name"]).as_str() == Some(&name)
+        });
+        let trust_domain = f
+            .dst
+            .principal
+            .as_deref()
+            .and_then(|p| p.split_once("/ns/"))
+            .map_or("cluster.local", |(td, _)| td)
+            .to_string();
+        let endpoint = Endpoint {
+            namespace: Some(ns.to_string()),
+            labels: BTreeMap::from([("gateway.networking.k8s.io/gateway-name".to_string(), name.clone())]),
+            principal: Some(format!("{trust_domain}/ns/{ns}/sa/{name}")),
+            proxy: true,
+        };
+        Some((endpoint, gateway))
+    }
+
+    /// Judges one flow.
+    pub fn check(&self, f: &Flow) -> Verdict {
+        match self.waypoint_of(f) {
+            Some((wp, gateway)) => {
+                let ready = gateway.is_some_and(|g| {
+                    list(at(g, &["status", "conditions"])).iter().any(|c| {
+                        at(c, &["type"]).as_str() == Some("Programmed")
+                            && at(c, &["status"]).as_str() == Some("True")
+                            && at(c, &["observedGeneration"]) == at(g, &["metadata", "generation"])
+                    })
+                });
+                if !ready {
+                    let what = wp.labels.values().next().cloned().unwrap_or_default();
+                    return denied(
+                        "waypoint",
+                        format!("Gateway {}/{what}", wp.namespace.clone().unwrap_or_default()),
+                        "the Service is bound to a waypoint that is not ready",
+                    );
+                }
+                let first = self.hop(&f.src, &wp, f.port, true);
+                if !first.allowed() {
+                    return first;
+                }
+                let l7 = self.waypoint_policy(f, &wp);
+                if !l7.allowed() {
+                    return l7;
+                }
+                self.hop(&wp, &f.dst, f.port, false)
+            }
+            None => self.hop(&f.src, &f.dst, f.port, false),
+        }
+    }
+
+    /// One connection from `a` to `b` for target port `port`.
+    fn hop(&self, a: &Endpoint, b: &Endpoint, port: u16, to_waypoint: bool) -> Verdict {
+        let hbone = self.meshed(a) && (self.meshed(b) || to_waypoint);
+        let wire = if hbone { HBONE_PORT } else { port };
+        let v = self.cilium(a, b, wire, Direction::Egress);
+        if !v.allowed() {
+            return v;
+        }
+        let v = self.cilium(b, a, wire, Direction::Ingress);
+        if !v.allowed() {
+            return v;
+        }
+        if self.ambient(b) {
+            return self.ztunnel(a, b, port, hbone);
+        }
+        Verdict::Allowed
+    }
+
+    fn cilium(&self, e: &Endpoint, peer: &Endpoint, port: u16, d: Direction) -> Verdict {
+        if e.namespace.is_none() {
+            return Verdict::Allowed;
+        }
+        let selecting: Vec<&Value> = self.cilium.iter().filter(|p| cilium_selects(p, e)).collect();
+        let (allow_key, deny_key, dd_key) = match d {
+            Direction::Ingress => ("ingress", "ingressDeny", "ingress"),
+            Direction::Egress => ("egress", "egressDeny", "egress"),
+        };
+        for p in &selecting {
+            for rule in list(at(p, &["spec", deny_key])) {
+                if cilium_rule_matches(p, rule, peer, port, d) {
+                    return denied("Cilium", name_of(p), format!("{deny_key} matches {}", peer.describe()));
+                }
+            }
+        }
+        let mut default_deny: Option<String> = None;
+        for p in &selecting {
+            let has_section =
+                !list(at(p, &["spec", allow_key])).is_empty() || !list(at(p, &["spec", deny_key])).is_empty();
+            let opted_out = at(p, &["spec", "enableDefaultDeny", dd_key]).as_bool() == Some(false);
+            if has_section && !opted_out && default_deny.is_none() {
+                default_deny = Some(name_of(p));
+            }
+            for rule in list(at(p, &["spec", allow_key])) {
+                if cilium_rule_matches(p, rule, peer, port, d) {
+                    return Verdict::Allowed;
+                }
+            }
+        }
+        for np in self.netpol.iter().filter(|p| netpol_selects(p, e)) {
+            let types: Vec<&str> = list(at(np, &["spec", "policyTypes"])).iter().filter_map(Value::as_str).collect();
+            let applies = match d {
+                Direction::Ingress => types.is_empty() || types.contains(&"Ingress"),
+                Direction::Egress => types.contains(&"Egress"),
+            };
+            if !applies {
+                continue;
+            }
+            if default_deny.is_none() {
+                default_deny = Some(name_of(np));
+            }
+            let key = if d == Direction::Ingress { "ingress" } else { "egress" };
+            if list(at(np, &["spec", key])).iter().any(|r| netpol_rule_matches(np, r, peer, port, d)) {
+                return Verdict::Allowed;
+            }
+        }
+        match default_deny {
+            Some(obj) => denied(
+                "Cilium",
+                obj,
+                format!(
+                    "{} of {} is default deny and no rule admits {} on port {port}",
+                    if d == Direction::Ingress { "ingress" } else { "egress" },
+                    e.describe(),
+                    peer.describe()
+                ),
+            ),
+            None => Verdict::Allowed,
+        }
+    }
+
+    /// ztunnel's inbound policy at `b` for a connection from `a`.
+    fn ztunnel(&self, a: &Endpoint, b: &Endpoint, port: u16, hbone: bool) -> Verdict {
+        let ns = b.namespace.as_deref().unwrap_or("");
+        let identity = if hbone { a.principal.as_deref() } else { None };
+        if identity.is_none() && self.strict(ns, b) {
+            return denied("ztunnel", "PeerAuthentication (STRICT)", format!("{} has no mesh identity", a.describe()));
+        }
+        let policies: Vec<&Value> = self
+            .authz
+            .iter()
+            .filter(|p| {
+                let pns = at(p, &["metadata", "namespace"]).as_str();
+                (pns == Some(ns) || pns == Some(self.root.as_str()))
+                    && at(p, &["spec", "targetRefs"]).is_null()
+                    && at(p, &["spec", "targetRef"]).is_null()
+                    && labels_match(at(p, &["spec", "selector", "matchLabels"]), &b.labels)
+            })
+            .collect();
+        authorize("ztunnel", &policies, identity, a.namespace.as_deref(), port, None, None, true)
+    }
+
+    fn strict(&self, ns: &str, b: &Endpoint) -> bool {
+        let mode = |p: &Value| at(p, &["spec", "mtls", "mode"]).as_str().map(str::to_string);
+        let workload = self.peer_auth.iter().find(|p| {
+            at(p, &["metadata", "namespace"]).as_str() == Some(ns)
+                && !at(p, &["spec", "selector"]).is_null()
+                && labels_match(at(p, &["spec", "selector", "matchLabels"]), &b.labels)
+        });
+        let namespace = self
+            .peer_auth
+            .iter()
+            .find(|p| at(p, &["metadata", "namespace"]).as_str() == Some(ns) && at(p, &["spec", "selector"]).is_null());
+        let mesh = self.peer_auth.iter().find(|p| {
+            at(p, &["metadata", "namespace"]).as_str() == Some(self.root.as_str())
+                && at(p, &["spec", "selector"]).is_null()
+        });
+        let effective = [workload, namespace, mesh].into_iter().flatten().filter_map(mode).find(|m| m != "UNSET");
+        effective.as_deref() == Some("STRICT")
+    }
+
+    /// The waypoint's policy for a flow through it: targetRefs to the
+    /// Service or the waypoint, full L7, the client's identity.
+    fn waypoint_policy(&self, f: &Flow, wp: &Endpoint) -> Verdict {
+        let ns = f.dst.namespace.as_deref().unwrap_or("");
+        let wp_name = wp.labels.values().next().map(String::as_str).unwrap_or("");
+        let svc = f.service.as_deref().unwrap_or("");
+        let policies: Vec<&Value> = self
+            .authz
+            .iter()
+            .filter(|p| {
+                at(p, &["metadata", "namespace"]).as_str() == Some(ns)
+                    && list(at(p, &["spec", "targetRefs"]))
+                        .iter()
+                        .chain(std::iter::once(at(p, &["spec", "targetRef"])))
+                        .any(|t| {
+                            let kind = at(t, &["kind"]).as_str();
+                            let name = at(t, &["name"]).as_str();
+                            (kind == Some("Service") && name == Some(svc))
+                                || (kind == Some("Gateway") && name == Some(wp_name))
+                        })
+            })
+            .collect();
+        authorize(
+            "waypoint",
+            &policies,
+            f.src.principal.as_deref(),
+            f.src.namespace.as_deref(),
+            f.port,
+            f.method.as_deref(),
+            f.path.as_deref(),
+            false,
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// `matchLabels` (a JSON map, or null for "everything") against labels.
+fn labels_match(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    match selector.as_object() {
+        None => true,
+        Some(m) => m.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()),
+    }
+}
+
+/// An endpoint's labels as Cilium sees them: its pod labels and its
+/// namespace as `io.kubernetes.pod.namespace`.
+fn cilium_labels(e: &Endpoint) -> BTreeMap<String, String> {
+    let mut l = e.labels.clone();
+    if let Some(ns) = &e.namespace {
+        l.insert(NS_LABEL.to_string(), ns.clone());
+    }
+    l
+}
+
+fn strip_source(k: &str) -> &str {
+    k.strip_prefix("k8s:").or_else(|| k.strip_prefix("any:")).unwrap_or(k)
+}
+
+/// A Cilium endpoint selector; in a namespaced policy, peers and subjects
+/// are confined to its namespace unless the selector names one.
+fn cilium_selector_matches(sel: &Value, labels: &BTreeMap<String, String>, confine: Option<&str>) -> bool {
+    let mut names_namespace = false;
+    let ok_labels = at(sel, &["matchLabels"]).as_object().is_none_or(|m| {
+        m.iter().all(|(k, v)| {
+            let k = strip_source(k);
+            names_namespace |= k == NS_LABEL;
+            labels.get(k).map(String::as_str) == v.as_str()
+        })
+    });
+    let ok_exprs = list(at(sel, &["matchExpressions"])).iter().all(|e| {
+        let key = strip_source(at(e, &["key"]).as_str().unwrap_or(""));
+        names_namespace |= key == NS_LABEL;
+        let values: Vec<&str> = list(at(e, &["values"])).iter().filter_map(Value::as_str).collect();
+        let have = labels.get(key).map(String::as_str);
+        match at(e, &["operator"]).as_str() {
+            Some("In") => have.is_some_and(|h| values.contains(&h)),
+            Some("NotIn") => have.is_none_or(|h| !values.contains(&h)),
+            Some("Exists") => have.is_some(),
+            Some("DoesNotExist") => have.is_none(),
+            _ => false,
+        }
+    });
+    let confined = match confine {
+        Some(ns) if !names_namespace => labels.get(NS_LABEL).map(String::as_str) == Some(ns),
+        _ => true,
+    };
+    ok_labels && ok_exprs && confined
+}
+
+fn cilium_selects(p: &Value, e: &Endpoint) -> bool {
+    let confine = at(p, &["metadata", "namespace"]).as_str();
+    let labels = cilium_labels(e);
+    if confine.is_some() && e.namespace.as_deref() != confine {
+        return false;
+    }
+    cilium_selector_matches(at(p, &["spec", "endpointSelector"]), &labels, None)
+}
+
+fn ports_match(to_ports: &Value, port: u16) -> bool {
+    if to_ports.is_null() {
+        return true;
+    }
+    list(to_ports).iter().any(|tp| {
+        list(at(tp, &["ports"])).iter().any(|p| {
+            let number = at(p, &["port"])
+                .as_str()
+                .and_then(|s| s.parse::<u16>().ok())
+                .or_else(|| at(p, &["port"]).as_u64().and_then(|n| u16::try_from(n).ok()));
+            let end = at(p, &["endPort"]).as_u64().and_then(|n| u16::try_from(n).ok());
+            let proto = at(p, &["protocol"]).as_str().unwrap_or("ANY");
+            let proto_ok = matches!(proto, "TCP" | "ANY");
+            match (number, end) {
+                (Some(0), _) => proto_ok,
+                (Some(n), Some(e)) => proto_ok && (n..=e).contains(&port),
+                (Some(n), None) => proto_ok && n == port,
+                (None, _) => false,
+            }
+        })
+    })
+}
+
+fn cilium_rule_matches(p: &Value, rule: &Value, peer: &Endpoint, port: u16, d: Direction) -> bool {
+    let confine = at(p, &["metadata", "namespace"]).as_str();
+    let (endpoints_key, entities_key, cidr_key, cidrset_key) = match d {
+        Direction::Ingress => ("fromEndpoints", "fromEntities", "fromCIDR", "fromCIDRSet"),
+        Direction::Egress => ("toEndpoints", "toEntities", "toCIDR", "toCIDRSet"),
+    };
+    let labels = cilium_labels(peer);
+    let peer_ok = if peer.namespace.is_some() {
+        list(at(rule, &[endpoints_key])).iter().any(|s| cilium_selector_matches(s, &labels, confine))
+            || list(at(rule, &[entities_key])).iter().any(|e| matches!(e.as_str(), Some("cluster" | "all")))
+    } else {
+        list(at(rule, &[entities_key])).iter().any(|e| matches!(e.as_str(), Some("world" | "all")))
+            || list(at(rule, &[cidr_key])).iter().any(|c| c.as_str() == Some("0.0.0.0/0"))
+            || list(at(rule, &[cidrset_key])).iter().any(|c| at(c, &["cidr"]).as_str() == Some("0.0.0.0/0"))
+    };
+    peer_ok && ports_match(at(rule, &["toPorts"]), port)
+}
+
+fn netpol_selects(p: &Value, e: &Endpoint) -> bool {
+    e.namespace.as_deref() == at(p, &["metadata", "namespace"]).as_str()
+        && labels_match(at(p, &["spec", "podSelector", "matchLabels"]), &e.labels)
+}
+
+fn netpol_rule_matches(p: &Value, rule: &Value, peer: &Endpoint, port: u16, d: Direction) -> bool {
+    let key = if d == Direction::Ingress { "from" } else { "to" };
+    let own = at(p, &["metadata", "namespace"]).as_str();
+    let peers = list(at(rule, &[key]));
+    let peer_ok = at(rule, &[key]).is_null()
+        || peers.iter().any(|x| {
+            let ns_sel = at(x, &["namespaceSelector"]);
+            let pod_sel = at(x, &["podSelector"]);
+            if peer.namespace.is_none() {
+                return false;
+            }
+            let ns_ok = if ns_sel.is_null() {
+                peer.namespace.as_deref() == own
+            } else {
+                let mut l = BTreeMap::new();
+                l.insert("kubernetes.io/metadata.name".to_string(), peer.namespace.clone().unwrap_or_default());
+                labels_match(at(ns_sel, &["matchLabels"]), &l)
+            };
+            ns_ok && (pod_sel.is_null() || labels_match(at(pod_sel, &["matchLabels"]), &peer.labels))
+        });
+    let ports = list(at(rule, &["ports"]));
+    let port_ok = at(rule, &["ports"]).is_null()
+        || ports.iter().any(|p| {
+            at(p, &["port"]).as_u64() == Some(u64::from(port)) || at(p, &["port"]).as_str() == Some(&port.to_string())
+        });
+    peer_ok && port_ok
+}
+
+/// Istio's evaluation: a matching DENY denies; if any ALLOW policy applies,
+/// one of its rules must match; else allow. `l4_only` is ztunnel, which
+/// cannot see L7 attributes: a rule that needs them never matches.
+#[allow(clippy::too_many_arguments)]
+fn authorize(
+    layer: &'static str,
+    policies: &[&Value],
+    principal: Option<&str>,
+    namespace: Option<&str>,
+    port: u16,
+    method: Option<&str>,
+    path: Option<&str>,
+    l4_only: bool,
+) -> Verdict {
+    let action = |p: &Value| at(p, &["spec", "action"]).as_str().unwrap_or("ALLOW").to_string();
+    let rule_matches = |r: &Value| istio_rule_matches(r, principal, namespace, port, method, path, l4_only);
+    for p in policies.iter().filter(|p| action(p) == "DENY") {
+        if list(at(p, &["spec", "rules"])).iter().any(rule_matches) {
+            return denied(layer, name_of(p), "a DENY rule matches");
+        }
+    }
+    let allows: Vec<&&Value> = policies.iter().filter(|p| action(p) == "ALLOW").collect();
+    if allows.is_empty() {
+        return Verdict::Allowed;
+    }
+    if allows.iter().any(|p| list(at(p, &["spec", "rules"])).iter().any(rule_matches)) {
+        return Verdict::Allowed;
+    }
+    let names: Vec<String> = allows.iter().map(|p| name_of(p)).collect();
+    denied(
+        layer,
+        names.join(", "),
+        format!(
+            "ALLOW policies apply and none admits {} on port {port}{}",
+            principal.unwrap_or("a peer without identity"),
+            method.map(|m| format!(" ({m} {})", path.unwrap_or("/"))).unwrap_or_default()
+        ),
+    )
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    list(v).iter().filter_map(Value::as_str).collect()
+}
+
+fn glob(pattern: &str, s: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        return s.starts_with(prefix);
+    }
+    if let Some(suffix) = pattern.strip_prefix('*') {
+        return s.ends_with(suffix);
+    }
+    pattern == s
+}
+
+fn istio_rule_matches(
+    r: &Value,
+    principal: Option<&str>,
+    namespace: Option<&str>,
+    port: u16,
+    method: Option<&str>,
+    path: Option<&str>,
+    l4_only: bool,
+) -> bool {
+    let sources = list(at(r, &["from"]));
+    let from_ok = at(r, &["from"]).is_null()
+        || sources.iter().any(|s| {
+            let s = at(s, &["source"]);
+            let field = |k: &str, value: Option<&str>| {
+                let ps = strings(at(s, &[k]));
+                at(s, &[k]).is_null() || value.is_some_and(|v| ps.iter().any(|p| glob(p, v)))
+            };
+            let not = |k: &str, value: Option<&str>| {
+                let ps = strings(at(s, &[k]));
+                value.is_none_or(|v| !ps.iter().any(|p| glob(p, v)))
+            };
+            field("principals", principal)
+                && field("namespaces", namespace)
+                && not("notPrincipals", principal)
+                && not("notNamespaces", namespace)
+        });
+    let ops = list(at(r, &["to"]));
+    let to_ok = at(r, &["to"]).is_null()
+        || ops.iter().any(|o| {
+            let o = at(o, &["operation"]);
+            let needs_l7 = ["methods", "paths", "hosts", "notMethods", "notPaths", "notHosts"]
+                .iter()
+                .any(|k| !at(o, &[k]).is_null());
+            if l4_only && needs_l7 {
+                return false;
+            }
+            let port_s = port.to_string();
+            let ports = strings(at(o, &["ports"]));
+            let ports_ok = at(o, &["ports"]).is_null() || ports.contains(&port_s.as_str());
+            let methods = strings(at(o, &["methods"]));
+            let methods_ok = at(o, &["methods"]).is_null() || method.is_some_and(|m| methods.contains(&m));
+            let paths = strings(at(o, &["paths"]));
+            let paths_ok = at(o, &["paths"]).is_null() || path.is_some_and(|p| paths.iter().any(|x| glob(x, p)));
+            ports_ok && methods_ok && paths_ok
+        });
+    let when_ok = at(r, &["when"]).is_null();
+    from_ok && to_ok && when_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(ns: &str, app: &str) -> Endpoint {
+        Endpoint {
+            namespace: Some(ns.into()),
+            labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+            principal: Some(format!("cluster.local/ns/{ns}/sa/{app}")),
+            proxy: false,
+        }
+    }
+
+    fn flow(src: &Endpoint, dst: &Endpoint, port: u16) -> Flow {
+        Flow { src: src.clone(), dst: dst.clone(), service: None, port, method: None, path: None }
+    }
+
+    fn ambient(ns: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"istio.io/dataplane-mode": "ambient"}}})
+    }
+
+    #[test]
+    fn nothing_selects_means_allowed() {
+        let m = Model::new(&[], "istio-system");
+        assert!(m.check(&flow(&pod("a", "x"), &pod("a", "y"), 80)).allowed());
+    }
+
+    #[test]
+    fn default_deny_needs_an_allow_on_the_hbone_port() {
+        let deny = json!({"kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "dd"},
+            "spec": {"endpointSelector": {}, "ingress": [{}], "egress": [{}]}});
+        let allow_in = json!({"kind": "CiliumNetworkPolicy", "metadata": {"name": "y", "namespace": "a"},
+            "spec": {"endpointSelector": {"matchLabels": {"app": "y"}}, "enableDefaultDeny": {"ingress": false, "egress": false},
+                "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "x"}}], "toPorts": [{"ports": [{"port": "15008", "protocol": "TCP"}]}]}]}});
+        let allow_out = json!({"kind": "CiliumNetworkPolicy", "metadata": {"name": "x", "namespace": "a"},
+            "spec": {"endpointSelector": {"matchLabels": {"app": "x"}}, "enableDefaultDeny": {"ingress": false, "egress": false},
+                "egress": [{"toEndpoints": [{"matchLabels": {"app": "y", "k8s:io.kubernetes.pod.namespace": "a"}}], "toPorts": [{"ports": [{"port": "15008", "protocol": "TCP"}]}]}]}});
+        let ns = ambient("a");
+        let f = flow(&pod("a", "x"), &pod("a", "y"), 80);
+        let m = Model::new([&deny, &ns], "istio-system");
+        assert!(matches!(m.check(&f), Verdict::Denied { layer: "Cilium", .. }));
+        let m = Model::new([&deny, &ns, &allow_in, &allow_out], "istio-system");
+        assert_eq!(m.check(&f), Verdict::Allowed);
+        // Outside the mesh the wire port is the target port: 15008 does not admit it.
+        let m = Model::new([&deny, &allow_in, &allow_out], "istio-system");
+        assert!(!m.check(&f).allowed());
+        // Another namespace's pod with the same labels is not admitted by a namespaced rule.
+        let m = Model::new([&deny, &ns, &ambient("b"), &allow_in, &allow_out], "istio-system");
+        assert!(!m.check(&flow(&pod("b", "x"), &pod("a", "y"), 80)).allowed());
+    }
+
+    #[test]
+    fn ztunnel_allow_policies_admit_only_their_principals() {
+        let ap = json!({"kind": "AuthorizationPolicy", "metadata": {"name": "l4", "namespace": "a"},
+            "spec": {"action": "ALLOW", "selector": {"matchLabels": {"app": "y"}},
+                "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/a/sa/x"]}}], "to": [{"operation": {"ports": ["80"]}}]}]}});
+        let m = Model::new([&ap, &ambient("a")], "istio-system");
+        assert!(m.check(&flow(&pod("a", "x"), &pod("a", "y"), 80)).allowed());
+        assert!(!m.check(&flow(&pod("a", "z"), &pod("a", "y"), 80)).allowed());
+        assert!(!m.check(&flow(&pod("a", "x"), &pod("a", "y"), 81)).allowed());
+    }
+
+    #[test]
+    fn an_l7_rule_never_matches_at_ztunnel() {
+        let ap = json!({"kind": "AuthorizationPolicy", "metadata": {"name": "l7", "namespace": "a"},
+            "spec": {"action": "ALLOW", "selector": {"matchLabels": {"app": "y"}},
+                "rules": [{"to": [{"operation": {"methods": ["GET"]}}]}]}});
+        let m = Model::new([&ap, &ambient("a")], "istio-system");
+        let mut f = flow(&pod("a", "x"), &pod("a", "y"), 80);
+        f.method = Some("GET".into());
+        assert!(matches!(m.check(&f), Verdict::Denied { layer: "ztunnel", .. }));
+    }
+
+    #[test]
+    fn a_bound_service_goes_through_its_waypoint() {
+        let svc = json!({"kind": "Service", "metadata": {"name": "y", "namespace": "a", "labels": {"istio.io/use-waypoint": "wp"}},
+            "status": {"conditions": [{"type": "istio.io/WaypointBound", "status": "True"}]}});
+        let gw = json!({"kind": "Gateway", "metadata": {"name": "wp", "namespace": "a", "generation": 1},
+            "status": {"conditions": [{"type": "Programmed", "status": "True", "observedGeneration": 1}]}});
+        let l7 = json!({"kind": "AuthorizationPolicy", "metadata": {"name": "l7", "namespace": "a"},
+            "spec": {"action": "ALLOW", "targetRefs": [{"kind": "Service", "group": "", "name": "y"}],
+                "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/a/sa/x"]}}], "to": [{"operation": {"methods": ["GET"], "paths": ["/"]}}]}]}});
+        let l4 = json!({"kind": "AuthorizationPolicy", "metadata": {"name": "l4", "namespace": "a"},
+            "spec": {"action": "ALLOW", "selector": {"matchLabels": {"app": "y"}},
+                "rules": [{"from": [{"source": {"principals": ["cluster.local/ns/a/sa/wp"]}}]}]}});
+        let ns = ambient("a");
+        let mut f = flow(&pod("a", "x"), &pod("a", "y"), 80);
+        f.service = Some("y".into());
+        f.method = Some("GET".into());
+        f.path = Some("/".into());
+        let m = Model::new([&ns, &svc, &gw, &l7, &l4], "istio-system");
+        assert_eq!(m.check(&f), Verdict::Allowed);
+        f.method = Some("POST".into());
+        assert!(matches!(m.check(&f), Verdict::Denied { layer: "waypoint", .. }));
+        // Pod IPs bypass the waypoint, and the narrowed L4 policy stops them.
+        f.service = None;
+        assert!(matches!(m.check(&f), Verdict::Denied { layer: "ztunnel", .. }));
+        // A bound waypoint that is not ready is an outage.
+        let mut not_ready = gw.clone();
+        not_ready["status"] = json!({});
+        f.service = Some("y".into());
+        f.method = Some("GET".into());
+        let m = Model::new([&ns, &svc, &not_ready, &l7, &l4], "istio-system");
+        assert!(matches!(m.check(&f), Verdict::Denied { layer: "waypoint", .. }));
+    }
+}
