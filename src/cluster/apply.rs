@@ -92,16 +92,42 @@ pub async fn execute(
         return out;
     }
 
-    let mut groups: Vec<Vec<&Change>> = Vec::new();
-    for c in todo {
-        match groups.last_mut() {
-            Some(g) if g.first().map(|f| f.order()) == Some(c.order()) => g.push(c),
-            _ => groups.push(vec![c]),
+    // Groups run one after another. An allow policy that admits less than
+    // before is written widened (old ∪ new) before anything else, and
+    // narrowed to its final rules only after every upsert and waypoint
+    // wait, before the prune: no binding change ever meets a policy that
+    // admits only one side of it.
+    let narrowing: Vec<Change> = todo.iter().filter(|c| c.widen.is_some()).map(|c| (*c).clone()).collect();
+    let mut groups: Vec<(Group, Vec<Change>)> = Vec::new();
+    if !narrowing.is_empty() {
+        let widening = narrowing
+            .iter()
+            .map(|c| {
+                let mut w = c.clone();
+                w.desired = w.widen.take();
+                w
+            })
+            .collect();
+        groups.push((Group::Widen, widening));
+    }
+    let mut narrow = Some(narrowing).filter(|n| !n.is_empty());
+    for c in todo.iter().filter(|c| c.widen.is_none()) {
+        if c.order().0 > 0
+            && let Some(n) = narrow.take()
+        {
+            groups.push((Group::Narrow, n));
         }
+        match groups.last_mut() {
+            Some((Group::Order(o), members)) if *o == c.order() => members.push((*c).clone()),
+            _ => groups.push((Group::Order(c.order()), vec![(*c).clone()])),
+        }
+    }
+    if let Some(n) = narrow.take() {
+        groups.push((Group::Narrow, n));
     }
     let limit = Arc::new(tokio::sync::Semaphore::new(o.concurrency.max(1)));
     let mut stopped = false;
-    for group in groups {
+    for (kind, group) in groups {
         if !stopped && o.lock_lost.load(Ordering::SeqCst) {
             out.failed.push((
                 "the stack's lock".into(),
@@ -110,22 +136,30 @@ pub async fn execute(
             stopped = true;
         }
         if stopped {
-            out.not_attempted.extend(group.iter().map(|c| c.id()));
+            out.not_attempted.extend(group.iter().map(|c| match kind {
+                Group::Narrow => format!("{} (widened, not narrowed yet)", c.id()),
+                Group::Widen | Group::Order(_) => c.id(),
+            }));
             continue;
         }
-        let title = match group.first().map(|c| (c.order().0, c.wave)) {
-            Some((0, w)) => format!("wave {w}"),
-            Some((1, w)) => format!("prune, wave {w}"),
+        let title = match (kind, group.first().map(|c| c.wave)) {
+            (Group::Widen, _) => "widen the allow policies that narrow".to_string(),
+            (Group::Narrow, _) => "narrow them".to_string(),
+            (Group::Order((0, _)), Some(w)) => format!("wave {w}"),
+            (Group::Order((1, _)), Some(w)) => format!("prune, wave {w}"),
             _ => "after prune".to_string(),
         };
         let mut tasks = tokio::task::JoinSet::new();
         for c in &group {
-            let c = (*c).clone();
+            // A widened write is not the object's final state: it counts
+            // as applied once narrowed.
+            let counts = kind != Group::Widen;
+            let c = c.clone();
             let (cluster, limit, force) = (cluster.clone(), limit.clone(), o.force_conflicts);
             let r = kinds.get(&(c.api_version.clone(), c.kind.clone())).cloned();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                let Some(r) = r else { return (c.id(), Err(format!("the cluster does not serve {}", c.kind))) };
+                let Some(r) = r else { return (c.id(), counts, Err(format!("the cluster does not serve {}", c.kind))) };
                 let result = match (&c.action, &c.desired) {
                     (Action::Delete, _) => cluster
                         .delete(
@@ -144,18 +178,20 @@ pub async fn execute(
                     }
                     (_, None) => Ok(()),
                 };
-                (c.id(), result)
+                (c.id(), counts, result)
             });
         }
         let mut failed_here = 0;
         let mut applied_here = 0;
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((id, Ok(()))) => {
+                Ok((id, counts, Ok(()))) => {
                     applied_here += 1;
-                    out.applied.push(id);
+                    if counts {
+                        out.applied.push(id);
+                    }
                 }
-                Ok((id, Err(e))) => {
+                Ok((id, _, Err(e))) => {
                     failed_here += 1;
                     out.failed.push((id, e));
                 }
@@ -197,6 +233,17 @@ pub async fn execute(
         out.failed.push((format!("Secret {}/{}", parent.namespace, parent.name), e));
     }
     out
+}
+
+/// One group of writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Group {
+    /// Policies that will narrow, written admitting old and new.
+    Widen,
+    /// The changes of one place in the plan's order.
+    Order((u8, u8)),
+    /// The widened policies, narrowed to their final rules.
+    Narrow,
 }
 
 /// Destroy's end: the parent goes only once a re-LIST shows no members.

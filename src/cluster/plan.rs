@@ -69,6 +69,11 @@ pub struct Change {
     pub after: Value,
     /// `(field, message)` of conflicts with other field managers.
     pub conflicts: Vec<(String, String)>,
+    /// An allow policy that admits less than before is first widened to
+    /// admit both (this body, at its wave) and narrowed to `desired` only
+    /// after every upsert and waypoint change: make-before-break.
+    #[serde(default)]
+    pub widen: Option<Value>,
 }
 
 impl Change {
@@ -378,6 +383,7 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             before: diff::strip(obj),
             after: Value::Null,
             conflicts: Vec::new(),
+            widen: None,
         });
     }
 
@@ -408,6 +414,7 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             before: labels_view(&current),
             after: Value::Null,
             conflicts: Vec::new(),
+            widen: None,
         };
         dry_run(cluster, r, &mut c).await?;
         if c.before == c.after {
@@ -486,7 +493,50 @@ fn change(d: &Desired, live: Option<&Value>) -> Change {
         },
         after: Value::Null,
         conflicts: Vec::new(),
+        widen: match (action, live) {
+            (Action::Update, Some(l)) => widened(&d.object, l),
+            _ => None,
+        },
     }
+}
+
+/// The allow lists of a policy whose rules, unioned, admit what the live
+/// and the desired version admit; `None` when desired already admits
+/// everything live does, or the two select different things.
+fn widened(desired: &Value, live: &Value) -> Option<Value> {
+    let kind = at(desired, &["kind"]).as_str()?;
+    let (lists, same): (&[&str], &[&str]) = match kind {
+        "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy" => (&["ingress", "egress"], &["endpointSelector"]),
+        "AuthorizationPolicy" => {
+            let allow = |v: &Value| at(v, &["spec", "action"]).as_str().unwrap_or("ALLOW") == "ALLOW";
+            if !allow(desired) || !allow(live) {
+                return None;
+            }
+            (&["rules"], &["selector", "targetRefs", "targetRef"])
+        }
+        _ => return None,
+    };
+    if same.iter().any(|k| at(desired, &["spec", k]) != at(live, &["spec", k])) {
+        return None;
+    }
+    let mut body = desired.clone();
+    let mut wider = false;
+    for key in lists {
+        let new = at(desired, &["spec", key]).as_array().cloned().unwrap_or_default();
+        let mut union = new.clone();
+        for rule in at(live, &["spec", key]).as_array().into_iter().flatten() {
+            if !union.contains(rule) {
+                union.push(rule.clone());
+                wider = true;
+            }
+        }
+        if union.len() != new.len()
+            && let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert((*key).to_string(), Value::Array(union));
+        }
+    }
+    wider.then_some(body)
 }
 
 /// A server-side-apply dry-run: the object as it would be, and any
@@ -578,6 +628,11 @@ pub fn render(plan: &Plan, context: usize, color: bool) -> String {
             (Action::Delete, _) => ("-", "will be deleted", "\x1b[31m"),
             (Action::Unchanged, _) => (" ", "", ""),
         };
+        let verb = if c.widen.is_some() {
+            format!("{verb} (first widened to admit old and new, narrowed after the waypoint changes)")
+        } else {
+            verb.to_string()
+        };
         if color {
             out.push_str(&format!("  {paint}{sign}\x1b[0m {} {verb}\n", c.id()));
         } else {
@@ -620,6 +675,7 @@ pub fn to_json(plan: &Plan) -> String {
                 "name": c.name,
                 "wave": c.wave,
                 "labelsOnly": c.labels_only,
+                "widenedFirst": c.widen.is_some(),
                 "before": c.before,
                 "after": c.after,
                 "conflicts": c.conflicts.iter().map(|(f, m)| json!({"field": f, "message": m})).collect::<Vec<_>>(),
@@ -638,4 +694,44 @@ pub fn to_json(plan: &Plan) -> String {
     let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ap(action: &str, principals: &[&str]) -> Value {
+        let rules: Vec<Value> = principals.iter().map(|p| json!({"from": [{"source": {"principals": [p]}}]})).collect();
+        json!({"kind": "AuthorizationPolicy", "metadata": {"name": "l4", "namespace": "a"},
+            "spec": {"action": action, "selector": {"matchLabels": {"app": "y"}}, "rules": rules}})
+    }
+
+    #[test]
+    fn a_policy_that_admits_less_is_widened_to_the_union() {
+        let live = ap("ALLOW", &["gateway"]);
+        let desired = ap("ALLOW", &["waypoint"]);
+        let w = widened(&desired, &live).unwrap();
+        assert_eq!(w["spec"]["rules"].as_array().unwrap().len(), 2);
+        assert_eq!(w["spec"]["rules"][0], desired["spec"]["rules"][0]);
+        assert_eq!(w["spec"]["rules"][1], live["spec"]["rules"][0]);
+        // Admitting more needs no widening.
+        assert!(widened(&ap("ALLOW", &["gateway", "waypoint"]), &live).is_none());
+        // DENY policies and changed selectors are plain updates.
+        assert!(widened(&ap("DENY", &["waypoint"]), &ap("DENY", &["gateway"])).is_none());
+        let mut other = desired.clone();
+        other["spec"]["selector"] = json!({"matchLabels": {"app": "z"}});
+        assert!(widened(&other, &live).is_none());
+    }
+
+    #[test]
+    fn cilium_policies_widen_each_direction() {
+        let cnp = |ingress: Value, egress: Value| json!({"kind": "CiliumNetworkPolicy", "spec": {"endpointSelector": {}, "ingress": ingress, "egress": egress}});
+        let live = cnp(json!([{"fromEndpoints": [{"matchLabels": {"app": "a"}}]}]), json!([{"toEntities": ["world"]}]));
+        let desired =
+            cnp(json!([{"fromEndpoints": [{"matchLabels": {"app": "b"}}]}]), json!([{"toEntities": ["world"]}]));
+        let w = widened(&desired, &live).unwrap();
+        assert_eq!(w["spec"]["ingress"].as_array().unwrap().len(), 2);
+        assert_eq!(w["spec"]["egress"].as_array().unwrap().len(), 1);
+        assert!(widened(&json!({"kind": "Service"}), &live).is_none());
+    }
 }

@@ -61,6 +61,9 @@ pub struct Logged {
     pub body: String,
     /// The status sent; 0 when the connection was dropped.
     pub status: u16,
+    /// The answer's body. For a write, and for a controller's status
+    /// update (method `CONTROLLER`), the object as it is now.
+    pub response: String,
 }
 
 impl Logged {
@@ -132,6 +135,8 @@ type Key = (String, String, Option<String>, String);
 
 struct State {
     objects: BTreeMap<Key, Stored>,
+    /// Controller writes not yet in the log.
+    events: Vec<Logged>,
     rv: u64,
     uids: u64,
     log: Vec<Logged>,
@@ -170,6 +175,7 @@ impl Builder {
     pub fn start(self) -> FakeKube {
         let state = Arc::new(Mutex::new(State {
             objects: BTreeMap::new(),
+            events: Vec::new(),
             rv: 100,
             uids: 0,
             log: Vec::new(),
@@ -289,12 +295,14 @@ impl FakeKube {
         s.objects.remove(&key);
         s.insert_new(obj, "test-setup");
         s.reconcile_bindings();
+        s.events.clear();
     }
 
     /// A server-side apply by another field manager.
     pub fn apply_as(&self, manager: &str, obj: Value, force: bool) -> Result<Value, Value> {
         let mut s = self.state.lock().unwrap();
         let (code, body) = s.apply(manager, obj, force, false);
+        s.events.clear();
         if code == 200 || code == 201 { Ok(body) } else { Err(body) }
     }
 
@@ -305,6 +313,7 @@ impl FakeKube {
         if let Some(old) = s.objects.get(&key).cloned() {
             s.update(key, old, strip_meta(obj), manager);
         }
+        s.events.clear();
     }
 
     pub fn delete(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> bool {
@@ -686,6 +695,27 @@ impl State {
         });
     }
 
+    /// Records a controller's write of `key` for the log.
+    fn event(&mut self, key: &Key) {
+        if let Some(s) = self.objects.get(key) {
+            let path = format!("{} {}/{}", key.1, key.2.clone().unwrap_or_default(), key.3);
+            self.events.push(Logged {
+                method: "CONTROLLER".into(),
+                path,
+                query: String::new(),
+                body: String::new(),
+                status: 200,
+                response: render(s).to_string(),
+            });
+        }
+    }
+
+    /// Moves controller events into the log.
+    fn flush_events(&mut self) {
+        let events = std::mem::take(&mut self.events);
+        self.log.extend(events);
+    }
+
     fn program_gateway(&mut self, key: &Key) {
         let rv = self.next_rv();
         let Some(gw) = self.objects.get_mut(key) else { return };
@@ -708,7 +738,10 @@ impl State {
             dep.value["status"] = json!({"observedGeneration": g, "replicas": 1, "availableReplicas": 1,
                 "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]});
         }
+        self.event(key);
+        self.event(&dep_key);
         self.reconcile_bindings();
+        self.flush_events();
     }
 
     /// istiod: a Service labelled `istio.io/use-waypoint: W` is bound once
@@ -761,6 +794,7 @@ impl State {
             if let Some(s) = self.objects.get_mut(&k) {
                 s.value["metadata"]["resourceVersion"] = json!(rv);
             }
+            self.event(&k);
         }
     }
 
@@ -816,8 +850,14 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let body = String::from_utf8_lossy(&body).into_owned();
-    let mut logged =
-        Logged { method: method.clone(), path: path.clone(), query: query.clone(), body: body.clone(), status: 0 };
+    let mut logged = Logged {
+        method: method.clone(),
+        path: path.clone(),
+        query: query.clone(),
+        body: body.clone(),
+        status: 0,
+        response: String::new(),
+    };
 
     let fault = {
         let mut s = state.lock().unwrap();
@@ -851,6 +891,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             };
             let (code, v) = status(code, reason, "injected fault", json!({}));
             logged.status = code;
+            logged.response = v.to_string();
             state.lock().unwrap().log.push(logged);
             return Ok(respond(code, &v));
         }
@@ -862,7 +903,10 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
         route(&mut s, &method, &path, &query, &content_type, &body)
     };
     logged.status = code;
-    state.lock().unwrap().log.push(logged);
+    logged.response = v.to_string();
+    let mut s = state.lock().unwrap();
+    s.log.push(logged);
+    s.flush_events();
     Ok(respond(code, &v))
 }
 

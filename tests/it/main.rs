@@ -8,5 +8,6 @@ mod diagnostics;
 mod examples;
 mod fakeapi;
 mod fmt;
+mod outage;
 mod robustness;
 mod support;

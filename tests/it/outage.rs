@@ -1,0 +1,306 @@
+//! Outage-free order: every apply's request log is replayed write by
+//! write through the reachability model (`ztp::verify`), and no flow that
+//! is allowed before and after an apply may be denied in between.
+//!
+//! The flows are the program's own (every workload and gateway flow, for
+//! every declared port, with the first method and path of its L7 block)
+//! plus traffic the cluster already has outside the program. Gateway
+//! readiness and waypoint binding come from the fake's controller events in
+//! the same log, so binding before the waypoint is ready, or narrowing
+//! before the binding holds, shows up as a denied flow.
+
+use crate::fakeapi::{FakeKube, Logged, is_mutating};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use ztp::ir::{Dest, Ir, Peer};
+use ztp::verify::{Endpoint, Flow, Model};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ir_of(path: &Path) -> Ir {
+    let built = ztp::driver::build(&ztp::resolve::load::RealFs, path, None).unwrap();
+    built.checked.ir.unwrap()
+}
+
+fn workload_endpoint(ir: &Ir, w: usize) -> Endpoint {
+    let w = ir.workload(w).unwrap();
+    Endpoint {
+        namespace: Some(w.namespace.clone()),
+        labels: w.selector.clone(),
+        principal: Some(w.principal.clone()),
+        proxy: false,
+    }
+}
+
+fn gateway_endpoint(ir: &Ir, g: usize) -> Endpoint {
+    let g = ir.gateway(g).unwrap();
+    Endpoint {
+        namespace: Some(g.namespace.clone()),
+        labels: BTreeMap::from([("gateway.networking.k8s.io/gateway-name".to_string(), g.name.clone())]),
+        principal: Some(g.principal.clone()),
+        proxy: true,
+    }
+}
+
+/// A named flow to check.
+struct Case {
+    name: String,
+    flow: Flow,
+}
+
+/// Every in-cluster flow of the program, per destination port.
+fn program_flows(ir: &Ir) -> Vec<Case> {
+    let mut out = Vec::new();
+    for f in &ir.flows {
+        let (src, pod_ips) = match &f.src {
+            Peer::Workload(w) => (workload_endpoint(ir, *w), ir.workload(*w).unwrap().uses_pod_ips),
+            Peer::Gateway(g) => (gateway_endpoint(ir, *g), false),
+            Peer::World => (Endpoint::world(), false),
+            Peer::Namespace { name, .. } => (
+                Endpoint {
+                    namespace: Some(name.clone()),
+                    labels: BTreeMap::from([("app".to_string(), "ztp-test-bystander".to_string())]),
+                    principal: Some(format!("{}/ns/{name}/sa/default", ir.mesh.trust_domain)),
+                    proxy: false,
+                },
+                false,
+            ),
+            Peer::Cidr(_) => continue,
+        };
+        let method = f.http.as_ref().map(|h| h.methods.first().map_or("GET".to_string(), |m| m.as_str().to_string()));
+        let path =
+            f.http.as_ref().map(|h| h.paths.first().map_or("/".to_string(), |p| p.trim_end_matches('*').to_string()));
+        let targets: Vec<(Endpoint, Option<String>, u16)> = match &f.dst {
+            Dest::Workload { workload, ports } => {
+                let w = ir.workload(*workload).unwrap();
+                let service = (!pod_ips).then(|| w.service.clone());
+                ports.iter().map(|p| (workload_endpoint(ir, *workload), service.clone(), p.number)).collect()
+            }
+            Dest::Gateway { gateway, ports } => {
+                ports.iter().map(|p| (gateway_endpoint(ir, *gateway), None, *p)).collect()
+            }
+            Dest::Fqdn { .. } | Dest::Cidr { .. } => continue,
+        };
+        for (dst, service, port) in targets {
+            out.push(Case {
+                name: format!("{} ({})", f.origin.0, describe(&src, &dst, port)),
+                flow: Flow { src: src.clone(), dst, service, port, method: method.clone(), path: path.clone() },
+            });
+        }
+    }
+    out
+}
+
+fn describe(src: &Endpoint, dst: &Endpoint, port: u16) -> String {
+    let name = |e: &Endpoint| match &e.namespace {
+        None => "world".to_string(),
+        Some(ns) => format!("{ns}/{}", e.labels.values().next().cloned().unwrap_or_default()),
+    };
+    format!("{} -> {}:{port}", name(src), name(dst))
+}
+
+/// Traffic the cluster has that the program does not describe: between
+/// system pods, which ztp never selects.
+fn other_traffic() -> Vec<Case> {
+    let pod = |app: &str| Endpoint {
+        namespace: Some("kube-system".into()),
+        labels: BTreeMap::from([("k8s-app".to_string(), app.to_string())]),
+        principal: None,
+        proxy: false,
+    };
+    vec![Case {
+        name: "kube-system/metrics-server -> kube-system/kube-dns:53".into(),
+        flow: Flow {
+            src: pod("metrics-server"),
+            dst: pod("kube-dns"),
+            service: Some("kube-dns".into()),
+            port: 53,
+            method: None,
+            path: None,
+        },
+    }]
+}
+
+type Key = (String, String, String, String);
+
+fn key(o: &Value) -> Key {
+    let s = |p: &[&str]| p.iter().try_fold(o, |v, k| v.get(*k)).and_then(Value::as_str).unwrap_or("").to_string();
+    (s(&["apiVersion"]), s(&["kind"]), s(&["metadata", "namespace"]), s(&["metadata", "name"]))
+}
+
+/// The verdicts of every case over `objects`.
+fn judge(objects: &BTreeMap<Key, Value>, cases: &[Case], root_ns: &str) -> Vec<ztp::verify::Verdict> {
+    let model = Model::new(objects.values(), root_ns);
+    cases.iter().map(|c| model.check(&c.flow)).collect()
+}
+
+/// Replays `log` over `initial`, checking after every write that no case
+/// allowed at both ends is denied.
+fn replay(initial: Vec<Value>, log: &[Logged], cases: &[Case], root_ns: &str, what: &str) {
+    let mut state: BTreeMap<Key, Value> = initial.into_iter().map(|o| (key(&o), o)).collect();
+    let mut states = vec![(String::from("before"), state.clone())];
+    for l in log {
+        let controller = l.method == "CONTROLLER";
+        if !(controller || is_mutating(l) && (200..300).contains(&l.status)) {
+            continue;
+        }
+        let Ok(obj) = serde_json::from_str::<Value>(&l.response) else { continue };
+        if obj["kind"] == "Status" {
+            continue;
+        }
+        if l.method == "DELETE" {
+            state.remove(&key(&obj));
+        } else {
+            state.insert(key(&obj), obj);
+        }
+        states.push((format!("{} {}", l.method, l.path), state.clone()));
+    }
+    let first = judge(&states[0].1, cases, root_ns);
+    let last = judge(&states[states.len() - 1].1, cases, root_ns);
+    for (step, s) in &states {
+        let now = judge(s, cases, root_ns);
+        for (i, c) in cases.iter().enumerate() {
+            if first[i].allowed() && last[i].allowed() {
+                assert!(now[i].allowed(), "{what}: {} is denied after {step}: {:?}", c.name, now[i]);
+            }
+        }
+    }
+}
+
+fn build_objects(path: &Path) -> Vec<Value> {
+    let o = Command::new(env!("CARGO_BIN_EXE_ztp"))
+        .args(["build", "--format", "json", "-o", "-"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut objects = Vec::new();
+    for doc in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
+        let doc = doc.unwrap();
+        match doc["items"].as_array() {
+            Some(items) => objects.extend(items.iter().cloned()),
+            None => objects.push(doc),
+        }
+    }
+    objects
+}
+
+/// A cluster that already runs the example's Services (and kube-dns).
+fn cluster_for(objects: &[Value]) -> FakeKube {
+    let fake = FakeKube::start();
+    for o in objects.iter().filter(|o| o["kind"] == "Service") {
+        let ns = o["metadata"]["namespace"].as_str().unwrap();
+        if fake.get("v1", "Namespace", None, ns).is_none() {
+            fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        }
+        fake.put(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": o["metadata"]["name"], "namespace": ns},
+            "spec": {"ports": [{"port": 8000, "protocol": "TCP"}]}}));
+    }
+    fake.put(
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+        "spec": {"ports": [{"port": 53, "protocol": "UDP"}]}}),
+    );
+    fake
+}
+
+fn apply(fake: &FakeKube, path: &Path) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ztp"))
+        .args(["apply", "--auto-approve", "--context", "fake", "--kubeconfig"])
+        .arg(fake.kubeconfig())
+        .arg(path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Applies `path` and replays that apply against the union of the flows of
+/// `programs` (the versions before and after).
+fn apply_and_replay(fake: &FakeKube, path: &Path, programs: &[&Path], what: &str) {
+    let before = fake.objects();
+    fake.clear_log();
+    apply(fake, path);
+    let ir = ir_of(path);
+    let mut cases = other_traffic();
+    for p in programs {
+        cases.extend(program_flows(&ir_of(p)));
+    }
+    replay(before, &fake.requests(), &cases, &ir.mesh.root_namespace, what);
+    // The program's own flows hold at the end (model and backends agree).
+    let end: BTreeMap<Key, Value> = fake.objects().into_iter().map(|o| (key(&o), o)).collect();
+    let own = program_flows(&ir);
+    for (c, v) in own.iter().zip(judge(&end, &own, &ir.mesh.root_namespace)) {
+        assert!(v.allowed(), "{what}: {} is denied once applied: {v:?}", c.name);
+    }
+}
+
+fn scratch(example: &str, tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ztp-outage-{}-{tag}", std::process::id())).join(example);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(root().join("examples").join(example)).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+fn edited(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("main.ztp");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn the_first_apply_of_every_example_never_denies_a_flow_that_works() {
+    for example in ["hello-db", "shop", "egress"] {
+        let path = root().join("examples").join(example);
+        let fake = cluster_for(&build_objects(&path));
+        apply_and_replay(&fake, &path, &[&path], &format!("first apply of {example}"));
+    }
+}
+
+#[test]
+fn adding_and_removing_l7_on_a_flow_keeps_it_working() {
+    let full = root().join("examples/hello-db");
+    let l4 = scratch("hello-db", "l4");
+    edited(
+        &l4,
+        "allow hello-gateway -> hello-app:http {\n    http { methods = [GET], paths = [\"/\", \"/health\", \"/github\"] }\n  }",
+        "allow hello-gateway -> hello-app:http",
+    );
+    let fake = cluster_for(&build_objects(&full));
+    apply_and_replay(&fake, &l4, &[&l4], "first apply without L7");
+    assert!(fake.get("gateway.networking.k8s.io/v1", "Gateway", Some("demo"), "waypoint").is_none());
+    apply_and_replay(&fake, &full, &[&l4, &full], "adding L7 (the waypoint appears)");
+    assert!(fake.get("gateway.networking.k8s.io/v1", "Gateway", Some("demo"), "waypoint").is_some());
+    apply_and_replay(&fake, &l4, &[&l4, &full], "removing L7 (the waypoint goes)");
+    assert!(fake.get("gateway.networking.k8s.io/v1", "Gateway", Some("demo"), "waypoint").is_none());
+}
+
+#[test]
+fn adding_and_removing_flows_keeps_the_others_working() {
+    let full = root().join("examples/hello-db");
+    let fewer = scratch("hello-db", "fewer");
+    edited(&fewer, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
+    edited(&fewer, "  allow monitoring/prometheus -> hello-app:metrics\n", "");
+    let fake = cluster_for(&build_objects(&full));
+    apply_and_replay(&fake, &fewer, &[&fewer], "first apply with fewer flows");
+    apply_and_replay(&fake, &full, &[&fewer, &full], "adding flows");
+    apply_and_replay(&fake, &fewer, &[&fewer, &full], "removing flows");
+}
