@@ -6,6 +6,7 @@
 //! output and the server's state and request log.
 
 use crate::fakeapi::{FakeKube, Fault, FaultAction, Logged, is_mutating};
+use crate::outage;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -679,6 +680,8 @@ fn a_failure_at_any_write_leaves_a_safe_state_and_a_rerun_converges() {
         })
         .collect();
     assert!(targets.len() >= objects.len(), "{} writes for {} objects", targets.len(), objects.len());
+    let ir = outage::ir_of(&path);
+    let cases = outage::program_flows(&ir);
 
     for (index, (method, target, nth)) in targets.iter().enumerate() {
         let context = format!("failure at write {index} ({method} {target})");
@@ -708,6 +711,11 @@ fn a_failure_at_any_write_leaves_a_safe_state_and_a_rerun_converges() {
             );
         }
         assert_safe(&fake, &objects, &context);
+        // And by the reachability model: every flow of the program still works.
+        let state: BTreeMap<_, Value> = fake.objects().into_iter().map(|o| (outage::key(&o), o)).collect();
+        for (c, v) in cases.iter().zip(outage::judge(&state, &cases, &ir.mesh.root_namespace)) {
+            assert!(v.allowed(), "{context}: {} is denied: {v:?}", c.name);
+        }
 
         let o = ztp(&fake, &["apply", "--auto-approve", path.to_str().unwrap()], None);
         assert_eq!(code(&o), 0, "{context}, rerun: {}", show(&o));

@@ -21,7 +21,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn ir_of(path: &Path) -> Ir {
+pub(crate) fn ir_of(path: &Path) -> Ir {
     let built = ztp::driver::build(&ztp::resolve::load::RealFs, path, None).unwrap();
     built.checked.ir.unwrap()
 }
@@ -47,13 +47,13 @@ fn gateway_endpoint(ir: &Ir, g: usize) -> Endpoint {
 }
 
 /// A named flow to check.
-struct Case {
-    name: String,
-    flow: Flow,
+pub(crate) struct Case {
+    pub name: String,
+    pub flow: Flow,
 }
 
 /// Every in-cluster flow of the program, per destination port.
-fn program_flows(ir: &Ir) -> Vec<Case> {
+pub(crate) fn program_flows(ir: &Ir) -> Vec<Case> {
     let mut out = Vec::new();
     for f in &ir.flows {
         let (src, pod_ips) = match &f.src {
@@ -125,15 +125,15 @@ fn other_traffic() -> Vec<Case> {
     }]
 }
 
-type Key = (String, String, String, String);
+pub(crate) type Key = (String, String, String, String);
 
-fn key(o: &Value) -> Key {
+pub(crate) fn key(o: &Value) -> Key {
     let s = |p: &[&str]| p.iter().try_fold(o, |v, k| v.get(*k)).and_then(Value::as_str).unwrap_or("").to_string();
     (s(&["apiVersion"]), s(&["kind"]), s(&["metadata", "namespace"]), s(&["metadata", "name"]))
 }
 
 /// The verdicts of every case over `objects`.
-fn judge(objects: &BTreeMap<Key, Value>, cases: &[Case], root_ns: &str) -> Vec<ztp::verify::Verdict> {
+pub(crate) fn judge(objects: &BTreeMap<Key, Value>, cases: &[Case], root_ns: &str) -> Vec<ztp::verify::Verdict> {
     let model = Model::new(objects.values(), root_ns);
     cases.iter().map(|c| model.check(&c.flow)).collect()
 }
