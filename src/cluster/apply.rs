@@ -84,6 +84,11 @@ pub async fn execute(
     let old: Record = (&plan.old_record).into();
     let new: Record = (&plan.new_record).into();
 
+    if o.lock_lost.load(Ordering::SeqCst) {
+        out.failed.push(("the stack's lock".into(), "lost (it could not be renewed); nothing written".into()));
+        out.not_attempted = todo.iter().map(|c| c.id()).collect();
+        return out;
+    }
     // Widen the parent to old ∪ new before the first member write.
     let widened = old.union(&new);
     if !destroy && let Err(e) = cluster.apply(secret, &parent.object(&widened), false, true).await {

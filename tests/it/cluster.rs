@@ -782,3 +782,86 @@ fn doctor_reports_the_installation_preconditions() {
     let text = out(&o).replace(&fake.url(), "http://fake");
     insta::assert_snapshot!("doctor_broken", text);
 }
+
+/// The library's lock and apply, driven directly (the CLI's lease lasts a
+/// minute; here it lasts a fraction of a second).
+mod lock_renewal {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use ztp::cluster::applyset::Parent;
+    use ztp::cluster::client::{Cluster, ConnectOptions};
+    use ztp::cluster::lock::{Lock, LockOptions};
+    use ztp::cluster::{apply, plan};
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    }
+
+    async fn connect(fake: &FakeKube) -> (Cluster, plan::Kinds) {
+        let mut o = ConnectOptions::new(Some(fake.kubeconfig()), Some("fake".into()));
+        o.attempts = 1;
+        let cluster = Cluster::connect(&o).await.unwrap();
+        let kinds = plan::discover(&cluster).await.unwrap();
+        (cluster, kinds)
+    }
+
+    #[test]
+    fn a_lock_is_renewed_and_lost_when_renewing_fails() {
+        let fake = FakeKube::start();
+        runtime().block_on(async {
+            let (cluster, kinds) = connect(&fake).await;
+            let lease = &kinds[&("coordination.k8s.io/v1".to_string(), "Lease".to_string())];
+            let o = LockOptions { timeout: Duration::ZERO, duration: Duration::from_millis(900), poll: Duration::from_millis(50) };
+            let lock = Lock::acquire(&cluster, lease, "istio-system", "s", "apply", &o, &|_| {}).await.unwrap();
+            let renewed = || {
+                fake.get("coordination.k8s.io/v1", "Lease", Some("istio-system"), "ztp-s-lock").unwrap()["spec"]["renewTime"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            let first = renewed();
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            assert_ne!(renewed(), first, "renewed every third of the duration");
+            assert!(!lock.lost_flag().load(Ordering::SeqCst));
+            // A second holder is refused meanwhile.
+            let other = Lock::acquire(&cluster, lease, "istio-system", "s", "apply", &o, &|_| {}).await;
+            assert!(other.is_err());
+
+            fake.fault(Fault::new("PUT", "/leases/ztp-s-lock", 0, FaultAction::Status(500)));
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert!(lock.lost_flag().load(Ordering::SeqCst), "a lock that cannot be renewed is lost");
+            lock.release().await.unwrap();
+            assert!(fake.get("coordination.k8s.io/v1", "Lease", Some("istio-system"), "ztp-s-lock").is_none());
+        });
+    }
+
+    #[test]
+    fn apply_stops_before_the_next_wave_once_the_lock_is_lost() {
+        let path = root().join("examples/hello-db");
+        let fake = FakeKube::start();
+        seed(&fake, &build(&path));
+        let built = ztp::driver::build(&ztp::resolve::load::RealFs, &path, None).unwrap();
+        let manifests = built.manifests.unwrap();
+        runtime().block_on(async {
+            let (cluster, kinds) = connect(&fake).await;
+            let parent = Parent::new("hello-db", "istio-system");
+            let desired = plan::Desired::of(&manifests, &parent.id);
+            let inputs = plan::Inputs { stack: "hello-db", parent, adopt: false, destroy: false };
+            let p = plan::compute(&cluster, &kinds, &desired, &inputs).await.unwrap();
+            let o = apply::Options::default();
+            o.lock_lost.store(true, Ordering::SeqCst);
+            fake.clear_log();
+            let outcome = apply::execute(&cluster, &kinds, &p, &o, false, &|_| {}).await;
+            assert!(outcome.applied.is_empty(), "{:?}", outcome.applied);
+            assert_eq!(outcome.not_attempted.len(), manifests.len());
+            assert!(
+                outcome.failed.iter().any(|(what, why)| what.contains("lock") && why.contains("lost")),
+                "{:?}",
+                outcome.failed
+            );
+            let members_written =
+                fake.requests().iter().filter(|l| is_mutating(l) && !l.path.contains("/secrets/")).count();
+            assert_eq!(members_written, 0);
+        });
+    }
+}
