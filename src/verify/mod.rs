@@ -13,9 +13,14 @@
 //! and ztunnel sees the target port. Per hop: the source's Cilium egress,
 //! the destination's Cilium ingress, then ztunnel's policy at the
 //! destination (STRICT implicit deny, DENY before ALLOW, L4 attributes
-//! only). In-cluster pod-to-pod flows and ingress from `world` are
-//! modelled; FQDN and CIDR egress are not yet.
+//! only). Egress to the world is Cilium's alone: entities, CIDRs with
+//! `except`, and FQDN rules, which match only names one of the endpoint's
+//! DNS rules lets it look up.
 
+pub mod intent;
+
+use crate::source::Span;
+use crate::typeck::{Cidr, parse_cidr};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -35,15 +40,43 @@ pub struct Endpoint {
     /// Istio's own proxies (gateways, waypoints) are not captured by
     /// ztunnel: they speak HBONE themselves.
     pub proxy: bool,
+    /// Outside the cluster: the DNS name the client looked up, if any.
+    pub dns_name: Option<String>,
+    /// Outside the cluster: the address, if known.
+    pub address: Option<Cidr>,
 }
 
 impl Endpoint {
     pub fn world() -> Endpoint {
-        Endpoint { namespace: None, labels: BTreeMap::new(), principal: None, proxy: false }
+        Endpoint {
+            namespace: None,
+            labels: BTreeMap::new(),
+            principal: None,
+            proxy: false,
+            dns_name: None,
+            address: None,
+        }
+    }
+
+    /// A pod of `namespace` with `labels`, running as `principal`.
+    pub fn pod(namespace: &str, labels: BTreeMap<String, String>, principal: Option<String>) -> Endpoint {
+        Endpoint { namespace: Some(namespace.to_string()), labels, principal, ..Endpoint::world() }
+    }
+
+    /// An external name, as a client resolves it.
+    pub fn external_name(name: &str) -> Endpoint {
+        Endpoint { dns_name: Some(name.trim_end_matches('.').to_ascii_lowercase()), ..Endpoint::world() }
+    }
+
+    /// An external address.
+    pub fn external_address(address: Cidr) -> Endpoint {
+        Endpoint { address: Some(address), ..Endpoint::world() }
     }
 
     fn describe(&self) -> String {
         match (&self.namespace, &self.principal) {
+            (None, _) if self.dns_name.is_some() => self.dns_name.clone().unwrap_or_default(),
+            (None, _) if self.address.is_some() => self.address.map(|a| a.addr.to_string()).unwrap_or_default(),
             (None, _) => "world".to_string(),
             (Some(ns), Some(p)) => format!("{ns}/{}", p.rsplit('/').next().unwrap_or(p)),
             (Some(ns), None) => format!("{ns}/(no identity)"),
@@ -111,6 +144,9 @@ pub struct Model {
     namespaces: Vec<Value>,
     /// Istio's root namespace.
     root: String,
+    /// Judge the steady state a build describes: every labelled Service
+    /// is bound and every waypoint ready (no controller has run).
+    steady: bool,
 }
 
 impl Model {
@@ -130,6 +166,11 @@ impl Model {
             bucket.push(o.clone());
         }
         m
+    }
+
+    /// The model of a build's output, once the controllers have caught up.
+    pub fn steady<'a>(objects: impl IntoIterator<Item = &'a Value>, root_namespace: &str) -> Model {
+        Model { steady: true, ..Model::new(objects, root_namespace) }
     }
 
     fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
@@ -195,10 +236,12 @@ impl Model {
             .map_or("cluster.local", |(td, _)| td)
             .to_string();
         let endpoint = Endpoint {
-            namespace: Some(ns.to_string()),
-            labels: BTreeMap::from([("gateway.networking.k8s.io/gateway-name".to_string(), name.clone())]),
-            principal: Some(format!("{trust_domain}/ns/{ns}/sa/{name}")),
             proxy: true,
+            ..Endpoint::pod(
+                ns,
+                BTreeMap::from([("gateway.networking.k8s.io/gateway-name".to_string(), name.clone())]),
+                Some(format!("{trust_domain}/ns/{ns}/sa/{name}")),
+            )
         };
         Some((endpoint, gateway))
     }
@@ -207,13 +250,14 @@ impl Model {
     pub fn check(&self, f: &Flow) -> Verdict {
         match self.waypoint_of(f) {
             Some((wp, gateway)) => {
-                let ready = gateway.is_some_and(|g| {
-                    list(at(g, &["status", "conditions"])).iter().any(|c| {
-                        at(c, &["type"]).as_str() == Some("Programmed")
-                            && at(c, &["status"]).as_str() == Some("True")
-                            && at(c, &["observedGeneration"]) == at(g, &["metadata", "generation"])
-                    })
-                });
+                let ready = (self.steady && gateway.is_some())
+                    || gateway.is_some_and(|g| {
+                        list(at(g, &["status", "conditions"])).iter().any(|c| {
+                            at(c, &["type"]).as_str() == Some("Programmed")
+                                && at(c, &["status"]).as_str() == Some("True")
+                                && at(c, &["observedGeneration"]) == at(g, &["metadata", "generation"])
+                        })
+                    });
                 if !ready {
                     let what = wp.labels.values().next().cloned().unwrap_or_default();
                     return denied(
@@ -259,13 +303,23 @@ impl Model {
             return Verdict::Allowed;
         }
         let selecting: Vec<&Value> = self.cilium.iter().filter(|p| cilium_selects(p, e)).collect();
+        // FQDN rules match only names the endpoint's DNS rules let it look up.
+        let resolvable = peer.dns_name.as_deref().is_some_and(|n| {
+            selecting.iter().any(|p| {
+                list(at(p, &["spec", "egress"])).iter().any(|r| {
+                    list(at(r, &["toPorts"]))
+                        .iter()
+                        .any(|tp| list(at(tp, &["rules", "dns"])).iter().any(|d| dns_rule_matches(d, n)))
+                })
+            })
+        });
         let (allow_key, deny_key, dd_key) = match d {
             Direction::Ingress => ("ingress", "ingressDeny", "ingress"),
             Direction::Egress => ("egress", "egressDeny", "egress"),
         };
         for p in &selecting {
             for rule in list(at(p, &["spec", deny_key])) {
-                if cilium_rule_matches(p, rule, peer, port, d) {
+                if cilium_rule_matches(p, rule, peer, port, d, false) {
                     return denied("Cilium", name_of(p), format!("{deny_key} matches {}", peer.describe()));
                 }
             }
@@ -279,7 +333,7 @@ impl Model {
                 default_deny = Some(name_of(p));
             }
             for rule in list(at(p, &["spec", allow_key])) {
-                if cilium_rule_matches(p, rule, peer, port, d) {
+                if cilium_rule_matches(p, rule, peer, port, d, resolvable) {
                     return Verdict::Allowed;
                 }
             }
@@ -482,7 +536,50 @@ fn ports_match(to_ports: &Value, port: u16) -> bool {
     })
 }
 
-fn cilium_rule_matches(p: &Value, rule: &Value, peer: &Endpoint, port: u16, d: Direction) -> bool {
+fn cidr_of(v: &Value) -> Option<Cidr> {
+    parse_cidr(v.as_str()?, Span::default()).ok()
+}
+
+fn address_in(set: &Value, address: Option<Cidr>) -> bool {
+    let Some(a) = address else { return false };
+    let inside = cidr_of(at(set, &["cidr"])).is_some_and(|c| c.contains(&a));
+    inside && !list(at(set, &["except"])).iter().filter_map(cidr_of).any(|e| e.contains(&a))
+}
+
+/// Cilium's `matchPattern`: `*` is `[-a-zA-Z0-9_]*` inside one label; a
+/// pattern of stars matches every name; `**.` needs at least one label.
+pub fn fqdn_pattern_matches(pattern: &str, name: &str) -> bool {
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if pattern.chars().all(|c| c == '*') {
+        return true;
+    }
+    if let Some(rest) = pattern.strip_prefix("**.") {
+        return name.strip_suffix(rest).and_then(|head| head.strip_suffix('.')).is_some_and(|h| !h.is_empty());
+    }
+    let (p, n): (Vec<&str>, Vec<&str>) = (pattern.split('.').collect(), name.split('.').collect());
+    p.len() == n.len() && p.iter().zip(&n).all(|(p, n)| label_glob(p, n))
+}
+
+fn label_glob(p: &str, n: &str) -> bool {
+    match p.split_once('*') {
+        None => p == n,
+        Some((head, tail)) => {
+            let Some(rest) = n.strip_prefix(head) else { return false };
+            (0..=rest.len()).filter(|i| rest.is_char_boundary(*i)).any(|i| {
+                rest.get(..i).is_some_and(|m| m.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                    && rest.get(i..).is_some_and(|r| label_glob(tail, r))
+            })
+        }
+    }
+}
+
+fn dns_rule_matches(d: &Value, name: &str) -> bool {
+    at(d, &["matchName"]).as_str().is_some_and(|m| m.trim_end_matches('.').eq_ignore_ascii_case(name))
+        || at(d, &["matchPattern"]).as_str().is_some_and(|p| fqdn_pattern_matches(p, name))
+}
+
+fn cilium_rule_matches(p: &Value, rule: &Value, peer: &Endpoint, port: u16, d: Direction, resolvable: bool) -> bool {
     let confine = at(p, &["metadata", "namespace"]).as_str();
     let (endpoints_key, entities_key, cidr_key, cidrset_key) = match d {
         Direction::Ingress => ("fromEndpoints", "fromEntities", "fromCIDR", "fromCIDRSet"),
@@ -493,9 +590,22 @@ fn cilium_rule_matches(p: &Value, rule: &Value, peer: &Endpoint, port: u16, d: D
         list(at(rule, &[endpoints_key])).iter().any(|s| cilium_selector_matches(s, &labels, confine))
             || list(at(rule, &[entities_key])).iter().any(|e| matches!(e.as_str(), Some("cluster" | "all")))
     } else {
+        let fqdn = resolvable
+            && peer
+                .dns_name
+                .as_deref()
+                .is_some_and(|n| list(at(rule, &["toFQDNs"])).iter().any(|f| dns_rule_matches(f, n)));
+        let unknown_address = peer.address.is_none() && peer.dns_name.is_none();
         list(at(rule, &[entities_key])).iter().any(|e| matches!(e.as_str(), Some("world" | "all")))
-            || list(at(rule, &[cidr_key])).iter().any(|c| c.as_str() == Some("0.0.0.0/0"))
-            || list(at(rule, &[cidrset_key])).iter().any(|c| at(c, &["cidr"]).as_str() == Some("0.0.0.0/0"))
+            || list(at(rule, &[cidr_key])).iter().any(|c| {
+                cidr_of(c)
+                    .is_some_and(|c| peer.address.is_some_and(|a| c.contains(&a)) || (unknown_address && c.prefix == 0))
+            })
+            || list(at(rule, &[cidrset_key])).iter().any(|c| {
+                address_in(c, peer.address)
+                    || (unknown_address && cidr_of(at(c, &["cidr"])).is_some_and(|c| c.prefix == 0))
+            })
+            || fqdn
     };
     peer_ok && ports_match(at(rule, &["toPorts"]), port)
 }
@@ -645,12 +755,11 @@ mod tests {
     use serde_json::json;
 
     fn pod(ns: &str, app: &str) -> Endpoint {
-        Endpoint {
-            namespace: Some(ns.into()),
-            labels: BTreeMap::from([("app".to_string(), app.to_string())]),
-            principal: Some(format!("cluster.local/ns/{ns}/sa/{app}")),
-            proxy: false,
-        }
+        Endpoint::pod(
+            ns,
+            BTreeMap::from([("app".to_string(), app.to_string())]),
+            Some(format!("cluster.local/ns/{ns}/sa/{app}")),
+        )
     }
 
     fn flow(src: &Endpoint, dst: &Endpoint, port: u16) -> Flow {
@@ -659,6 +768,50 @@ mod tests {
 
     fn ambient(ns: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"istio.io/dataplane-mode": "ambient"}}})
+    }
+
+    #[test]
+    fn fqdn_egress_needs_its_dns_rule_and_deny_beats_cidr_allows() {
+        let deny = json!({"kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "dd"},
+            "spec": {"endpointSelector": {}, "egress": [{}]}});
+        let fqdn = |dns: Value| {
+            json!({"kind": "CiliumNetworkPolicy", "metadata": {"name": "x", "namespace": "a"},
+            "spec": {"endpointSelector": {"matchLabels": {"app": "x"}}, "enableDefaultDeny": {"egress": false},
+                "egress": [
+                    {"toFQDNs": [{"matchName": "api.github.com"}], "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]},
+                    {"toEndpoints": [{"matchLabels": {"k8s:k8s-app": "kube-dns", "k8s:io.kubernetes.pod.namespace": "kube-system"}}],
+                     "toPorts": [{"ports": [{"port": "53", "protocol": "UDP"}], "rules": {"dns": dns}}]},
+                    {"toCIDRSet": [{"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}]}]}})
+        };
+        let x = pod("a", "x");
+        let to = |dst: Endpoint, port| Flow { src: x.clone(), dst, service: None, port, method: None, path: None };
+        let github = to(Endpoint::external_name("api.github.com"), 443);
+        let m = Model::new([&deny, &fqdn(json!([{"matchName": "api.github.com"}]))], "istio-system");
+        assert!(m.check(&github).allowed());
+        assert!(!m.check(&to(Endpoint::external_name("api.cloudflare.com"), 443)).allowed());
+        let m = Model::new([&deny, &fqdn(json!([{"matchPattern": "*.example.com"}]))], "istio-system");
+        assert!(!m.check(&github).allowed(), "no DNS rule lets it resolve the name");
+        let ip = |s: &str| Endpoint::external_address(parse_cidr(s, Span::default()).unwrap());
+        assert!(m.check(&to(ip("10.2.3.4/32"), 5432)).allowed());
+        assert!(!m.check(&to(ip("10.1.3.4/32"), 5432)).allowed(), "except");
+        let meta = json!({"kind": "CiliumClusterwideNetworkPolicy", "metadata": {"name": "meta"},
+            "spec": {"endpointSelector": {}, "enableDefaultDeny": {"egress": false, "ingress": false},
+                "egressDeny": [{"toCIDRSet": [{"cidr": "10.2.0.0/16"}]}]}});
+        let m = Model::new([&deny, &meta, &fqdn(json!([{"matchName": "api.github.com"}]))], "istio-system");
+        assert!(
+            matches!(m.check(&to(ip("10.2.3.4/32"), 5432)), Verdict::Denied { ref object, .. } if object.contains("meta"))
+        );
+    }
+
+    #[test]
+    fn fqdn_patterns_read_like_cilium() {
+        assert!(fqdn_pattern_matches("*.x.io", "a.x.io"));
+        assert!(!fqdn_pattern_matches("*.x.io", "a.b.x.io"));
+        assert!(fqdn_pattern_matches("*x.io", "evilx.io"));
+        assert!(!fqdn_pattern_matches("*x.io", "www.x.io"));
+        assert!(fqdn_pattern_matches("**", "any.thing"));
+        assert!(fqdn_pattern_matches("**.x.io", "a.b.x.io"));
+        assert!(!fqdn_pattern_matches("**.x.io", "x.io"));
     }
 
     #[test]

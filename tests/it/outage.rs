@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use ztp::ir::{Dest, Ir, Peer};
+use ztp::verify::intent::flows;
 use ztp::verify::{Endpoint, Flow, Model};
 
 fn root() -> PathBuf {
@@ -26,92 +27,32 @@ pub(crate) fn ir_of(path: &Path) -> Ir {
     built.checked.ir.unwrap()
 }
 
-fn workload_endpoint(ir: &Ir, w: usize) -> Endpoint {
-    let w = ir.workload(w).unwrap();
-    Endpoint {
-        namespace: Some(w.namespace.clone()),
-        labels: w.selector.clone(),
-        principal: Some(w.principal.clone()),
-        proxy: false,
-    }
-}
-
-fn gateway_endpoint(ir: &Ir, g: usize) -> Endpoint {
-    let g = ir.gateway(g).unwrap();
-    Endpoint {
-        namespace: Some(g.namespace.clone()),
-        labels: BTreeMap::from([("gateway.networking.k8s.io/gateway-name".to_string(), g.name.clone())]),
-        principal: Some(g.principal.clone()),
-        proxy: true,
-    }
-}
-
 /// A named flow to check.
 pub(crate) struct Case {
     pub name: String,
     pub flow: Flow,
 }
 
-/// Every in-cluster flow of the program, per destination port.
+/// Every in-cluster flow of the program, per destination port (external
+/// destinations are egress, which no apply order can break: they are
+/// Cilium's alone and the default deny comes last).
 pub(crate) fn program_flows(ir: &Ir) -> Vec<Case> {
-    let mut out = Vec::new();
-    for f in &ir.flows {
-        let (src, pod_ips) = match &f.src {
-            Peer::Workload(w) => (workload_endpoint(ir, *w), ir.workload(*w).unwrap().uses_pod_ips),
-            Peer::Gateway(g) => (gateway_endpoint(ir, *g), false),
-            Peer::World => (Endpoint::world(), false),
-            Peer::Namespace { name, .. } => (
-                Endpoint {
-                    namespace: Some(name.clone()),
-                    labels: BTreeMap::from([("app".to_string(), "ztp-test-bystander".to_string())]),
-                    principal: Some(format!("{}/ns/{name}/sa/default", ir.mesh.trust_domain)),
-                    proxy: false,
-                },
-                false,
-            ),
-            Peer::Cidr(_) => continue,
-        };
-        let method = f.http.as_ref().map(|h| h.methods.first().map_or("GET".to_string(), |m| m.as_str().to_string()));
-        let path =
-            f.http.as_ref().map(|h| h.paths.first().map_or("/".to_string(), |p| p.trim_end_matches('*').to_string()));
-        let targets: Vec<(Endpoint, Option<String>, u16)> = match &f.dst {
-            Dest::Workload { workload, ports } => {
-                let w = ir.workload(*workload).unwrap();
-                let service = (!pod_ips).then(|| w.service.clone());
-                ports.iter().map(|p| (workload_endpoint(ir, *workload), service.clone(), p.number)).collect()
-            }
-            Dest::Gateway { gateway, ports } => {
-                ports.iter().map(|p| (gateway_endpoint(ir, *gateway), None, *p)).collect()
-            }
-            Dest::Fqdn { .. } | Dest::Cidr { .. } => continue,
-        };
-        for (dst, service, port) in targets {
-            out.push(Case {
-                name: format!("{} ({})", f.origin.0, describe(&src, &dst, port)),
-                flow: Flow { src: src.clone(), dst, service, port, method: method.clone(), path: path.clone() },
-            });
-        }
-    }
-    out
-}
-
-fn describe(src: &Endpoint, dst: &Endpoint, port: u16) -> String {
-    let name = |e: &Endpoint| match &e.namespace {
-        None => "world".to_string(),
-        Some(ns) => format!("{ns}/{}", e.labels.values().next().cloned().unwrap_or_default()),
-    };
-    format!("{} -> {}:{port}", name(src), name(dst))
+    ir.flows
+        .iter()
+        .filter(|f| matches!(f.dst, Dest::Workload { .. } | Dest::Gateway { .. }) && !matches!(f.src, Peer::Cidr(_)))
+        .flat_map(|f| {
+            flows(ir, &f.src, &f.dst, f.http.as_ref())
+                .into_iter()
+                .map(|(name, flow)| Case { name: format!("{} ({name})", f.origin.0), flow })
+        })
+        .collect()
 }
 
 /// Traffic the cluster has that the program does not describe: between
 /// system pods, which ztp never selects.
 fn other_traffic() -> Vec<Case> {
-    let pod = |app: &str| Endpoint {
-        namespace: Some("kube-system".into()),
-        labels: BTreeMap::from([("k8s-app".to_string(), app.to_string())]),
-        principal: None,
-        proxy: false,
-    };
+    let pod =
+        |app: &str| Endpoint::pod("kube-system", BTreeMap::from([("k8s-app".to_string(), app.to_string())]), None);
     vec![Case {
         name: "kube-system/metrics-server -> kube-system/kube-dns:53".into(),
         flow: Flow {
