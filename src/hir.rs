@@ -147,6 +147,11 @@ pub struct Workload {
     /// The waypoint (declared in the same namespace) that enforces L7 rules
     /// for this workload, when chosen explicitly.
     pub waypoint: Option<Spanned<String>>,
+    /// Ports declared with an error already reported (a number out of range
+    /// or missing, an unknown protocol). Their names stay declared, so that
+    /// flows and routes naming them report nothing more: one mistake, one
+    /// error. A program with such a port is never lowered.
+    pub invalid_ports: Vec<Spanned<String>>,
     pub span: Span,
 }
 
@@ -205,6 +210,9 @@ pub struct Listener {
 pub struct Gateway {
     pub name: Spanned<String>,
     pub listeners: Vec<Listener>,
+    /// Listeners declared with an error already reported, by name (see
+    /// [`Workload::invalid_ports`]).
+    pub invalid_listeners: Vec<Spanned<String>>,
     pub routes: Vec<Route>,
     pub span: Span,
 }
