@@ -132,6 +132,8 @@ pub struct Workload {
     pub service_account: Spanned<String>,
     /// Defaults to `app = <name>`. Sorted by key.
     pub selector: Vec<(Spanned<String>, Spanned<String>)>,
+    /// The `selector` block, when one is written.
+    pub selector_span: Option<Span>,
     pub ports: Vec<Port>,
     /// The Service in front of the workload (its ports are the workload's
     /// ports). Defaults to the workload's name.

@@ -7,12 +7,13 @@
 //! half, [`check`], runs over the finished HIR for rules that relate several
 //! items: `http` rules on ports that do not speak HTTP, `world` toward
 //! anything but a gateway, `except` ranges outside their CIDR, duplicate port
-//! numbers, routes to non-HTTP ports, duplicate flows.
+//! numbers, routes to non-HTTP ports, duplicate flows, workloads whose
+//! selectors overlap.
 
 use crate::diag::{Diagnostic, codes};
 use crate::hir::*;
 use crate::source::Span;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -531,6 +532,7 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
 pub fn check(p: &Program) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for ns in &p.namespaces {
+        overlapping_selectors(ns, &mut out);
         for w in &ns.workloads {
             // TCP and UDP may share a number (DNS does); nothing else may.
             let ports = w.ports.iter().map(|port| {
@@ -578,6 +580,94 @@ pub fn check(p: &Program) -> Vec<Diagnostic> {
         except_inside(&e.src.value, &e.dst.value, &mut out);
     }
     out
+}
+
+/// A selector label as written in `.ztp`: `app = "api"`, with keys that
+/// are not plain names quoted.
+fn label_text(key: &str, value: &str) -> String {
+    let plain = key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain { format!("{key} = \"{value}\"") } else { format!("\"{key}\" = \"{value}\"") }
+}
+
+/// Two workloads of a namespace whose selectors are equal, or where one's
+/// labels are a subset of the other's: the policies of the broader one (Cilium
+/// and ztunnel select pods by these labels) apply to the other's pods too.
+/// Each workload is filed under its rarest label, so a workload is compared
+/// only with those that could be a subset of it, not with every other.
+fn overlapping_selectors(ns: &Namespace, out: &mut Vec<Diagnostic>) {
+    type Labels<'a> = BTreeSet<(&'a str, &'a str)>;
+    let sets: Vec<Labels<'_>> = ns
+        .workloads
+        .iter()
+        .map(|w| w.selector.iter().map(|(k, v)| (k.value.as_str(), v.value.as_str())).collect())
+        .collect();
+    let mut count: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for l in sets.iter().flatten() {
+        *count.entry(*l).or_default() += 1;
+    }
+    let mut by_rarest: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    let mut first_with: BTreeMap<&Labels<'_>, usize> = BTreeMap::new();
+    for (i, s) in sets.iter().enumerate() {
+        // An empty selector is an error of its own (Z0424).
+        if let Some(rarest) = s.iter().min_by_key(|l| (count.get(*l).copied().unwrap_or(0), **l)) {
+            by_rarest.entry(*rarest).or_default().push(i);
+            first_with.entry(s).or_insert(i);
+        }
+    }
+    let at = |w: &Workload| w.selector_span.or(w.name.span).unwrap_or(w.span);
+    let by_default = |w: &Workload| match (w.selector_span, w.selector.first()) {
+        (None, Some((k, v))) => format!(" (by default, `{}`)", label_text(&k.value, &v.value)),
+        _ => String::new(),
+    };
+    for (b, sb) in sets.iter().enumerate() {
+        let Some(wb) = ns.workloads.get(b) else { continue };
+        let mut candidates: BTreeSet<usize> = BTreeSet::new();
+        for l in sb {
+            candidates.extend(by_rarest.get(l).into_iter().flatten().copied().filter(|a| *a != b));
+        }
+        for a in candidates {
+            let (Some(sa), Some(wa)) = (sets.get(a), ns.workloads.get(a)) else { continue };
+            if !sa.is_subset(sb) {
+                continue;
+            }
+            let shared: Vec<String> = sa.iter().map(|(k, v)| label_text(k, v)).collect();
+            let shared = shared.join(", ");
+            let d = if sa.len() == sb.len() {
+                // Equal selectors: each later workload against the first.
+                if first_with.get(sb) != Some(&a) {
+                    continue;
+                }
+                Diagnostic::new(
+                    codes::OVERLAPPING_SELECTORS,
+                    format!("workloads `{}` and `{}` select the same pods", wa.name.value, wb.name.value),
+                    at(wb),
+                    format!("the same labels as `{}`", wa.name.value),
+                )
+                .with_secondary(at(wa), format!("`{}` selects these pods{}", wa.name.value, by_default(wa)))
+                .with_note(format!(
+                    "Cilium and ztunnel select pods by their labels, here `{shared}`, so every policy of either workload applies to the pods of both"
+                ))
+                .with_help("give each workload a label that the other's pods do not carry")
+            } else {
+                Diagnostic::new(
+                    codes::OVERLAPPING_SELECTORS,
+                    format!("the selector of `{}` also selects the pods of `{}`", wa.name.value, wb.name.value),
+                    at(wa),
+                    format!("selects `{}`'s pods too{}", wb.name.value, by_default(wa)),
+                )
+                .with_secondary(at(wb), format!("`{}`'s pods carry these labels too", wb.name.value))
+                .with_note(format!(
+                    "every pod of `{}` carries `{shared}`, the whole selector of `{}`, so every policy of `{}` applies to it as well",
+                    wb.name.value, wa.name.value, wa.name.value
+                ))
+                .with_help(format!(
+                    "add a label to `{}`'s selector that `{}`'s pods do not carry",
+                    wa.name.value, wb.name.value
+                ))
+            };
+            out.push(d);
+        }
+    }
 }
 
 fn http_key(h: &HttpMatch) -> String {

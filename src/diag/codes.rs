@@ -98,6 +98,7 @@ codes! {
     WHOLE_ADDRESS_SPACE = "Z0506", Warning, "CIDR covers the whole address space";
     DENY_WITHOUT_DNS = "Z0507", Warning, "default deny without DNS";
     UNUSED_WAYPOINT = "Z0508", Warning, "declared waypoint that fronts no workload";
+    OVERLAPPING_SELECTORS = "Z0509", Warning, "workloads whose selectors overlap";
 
     L7_WITHOUT_WAYPOINT = "Z0601", Error, "`http` rules that no waypoint can enforce";
     PATTERN_MISREAD = "Z0602", Error, "DNS pattern Cilium would read differently";

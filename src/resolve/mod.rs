@@ -515,6 +515,7 @@ impl<'a> Resolver<'a> {
             None => Spanned::default_value(name.value.clone()),
         };
         let mut selector: Option<Vec<(Spanned<String>, Spanned<String>)>> = None;
+        let mut selector_span = None;
         let mut ports: Vec<Port> = Vec::new();
         let mut invalid_ports: Vec<Spanned<String>> = Vec::new();
         for inner in parts.blocks {
@@ -533,6 +534,7 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
                 selector = Some(self.labels(inner));
+                selector_span = Some(inner.span);
             } else if let Some(declared) = self.port(inner) {
                 let name = match &declared {
                     Ok(p) => &p.name,
@@ -593,6 +595,7 @@ impl<'a> Resolver<'a> {
             name,
             service_account,
             selector,
+            selector_span,
             ports,
             service,
             uses_pod_ips,
