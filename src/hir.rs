@@ -139,7 +139,8 @@ pub struct Workload {
     /// ports). Defaults to the workload's name.
     pub service: Spanned<String>,
     /// Clients that connect to pod IPs (scrapers, StatefulSet peers) never
-    /// pass a service waypoint.
+    /// pass a service waypoint on that path; their L4 flows toward a
+    /// waypoint-fronted workload take the Service's path through it too.
     pub uses_pod_ips: Spanned<bool>,
     /// The workload talks to the Kubernetes API server (service discovery,
     /// controllers).
