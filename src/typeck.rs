@@ -7,8 +7,8 @@
 //! half, [`check`], runs over the finished HIR for rules that relate several
 //! items: `http` rules on ports that do not speak HTTP, `world` toward
 //! anything but a gateway, `except` ranges outside their CIDR, duplicate port
-//! numbers, routes to non-HTTP ports, duplicate flows, workloads whose
-//! selectors overlap.
+//! numbers, routes to non-HTTP ports, route hostnames no listener accepts,
+//! duplicate flows, workloads whose selectors overlap.
 
 use crate::diag::{Diagnostic, codes};
 use crate::hir::*;
@@ -221,6 +221,22 @@ pub fn parse_hostname(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
     }
     let lower = text.to_ascii_lowercase();
     Ok(if pattern { DnsName::Pattern(lower) } else { DnsName::Name(lower) })
+}
+
+/// Whether a listener's and a route's hostnames intersect, as Gateway API
+/// decides which listeners a route attaches to. A leading `*.` is a suffix
+/// match over one label or more: `*.example.com` matches `a.example.com`
+/// and `a.b.example.com` but not `example.com`. Two wildcards intersect
+/// when one's suffix lies within the other's (`*.example.com` and
+/// `*.shop.example.com`).
+pub fn hostnames_intersect(a: &DnsName, b: &DnsName) -> bool {
+    let suffix = |p: &str| p.strip_prefix('*').map(str::to_string).unwrap_or_else(|| format!(".{p}"));
+    let under = |name: &str, wildcard: &str| name.ends_with(&suffix(wildcard));
+    match (a, b) {
+        (DnsName::Name(x), DnsName::Name(y)) => x == y,
+        (DnsName::Name(x), DnsName::Pattern(p)) | (DnsName::Pattern(p), DnsName::Name(x)) => under(x, p),
+        (DnsName::Pattern(p), DnsName::Pattern(q)) => p == q || under(p, q) || under(q, p),
+    }
 }
 
 // ---------------------------------------------------------- names, labels
@@ -551,6 +567,7 @@ pub fn check(p: &Program) -> Vec<Diagnostic> {
             listener_protocols(g, &mut out);
             for r in &g.routes {
                 route_protocol(p, r, &mut out);
+                route_hostnames(g, r, &mut out);
             }
         }
     }
@@ -790,6 +807,55 @@ fn route_protocol(p: &Program, r: &Route, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A route with `hostnames` attaches only to listeners whose `hostname`
+/// intersects one of them (a listener without one accepts any); Gateway API
+/// drops a route that no listener accepts (`Accepted: False`,
+/// `NoMatchingListenerHostname`), so its traffic is never routed.
+fn route_hostnames(g: &Gateway, r: &Route, out: &mut Vec<Diagnostic>) {
+    let (Some(first), Some(last)) = (r.hostnames.first(), r.hostnames.last()) else { return };
+    let listeners: Vec<&Listener> = if r.listeners.is_empty() {
+        g.listeners.iter().collect()
+    } else {
+        r.listeners.iter().filter_map(|i| g.listeners.get(i.value)).collect()
+    };
+    let accepts = |l: &Listener| match &l.hostname {
+        None => true,
+        Some(h) => r.hostnames.iter().any(|rh| hostnames_intersect(&h.value, &rh.value)),
+    };
+    if listeners.is_empty() || listeners.iter().any(|l| accepts(l)) {
+        return;
+    }
+    let (Some(lo), Some(hi)) = (first.span, last.span) else { return };
+    let message = if r.listeners.is_empty() {
+        format!("no listener of gateway `{}` accepts this route's hostnames", g.name.value)
+    } else {
+        "none of the listeners this route names accepts its hostnames".to_string()
+    };
+    let mut d = Diagnostic::new(
+        codes::ROUTE_HOSTNAME,
+        message,
+        lo.to(hi),
+        if r.hostnames.len() == 1 { "matches no listener" } else { "none matches a listener" },
+    )
+    .with_note("Gateway API attaches a route only to listeners whose `hostname` matches one of the route's (`*.example.com` matches the names under `example.com`, not `example.com` itself); a route no listener accepts is dropped and its requests are never routed");
+    for l in &listeners {
+        if let Some(h) = &l.hostname
+            && let Some(s) = h.span
+        {
+            d = d.with_secondary(s, format!("listener `{}` accepts only `{}`", l.name.value, h.value));
+        }
+    }
+    let example = listeners
+        .iter()
+        .filter_map(|l| l.hostname.as_ref())
+        .map(|h| h.value.as_str().strip_prefix("*.").map_or_else(|| h.value.to_string(), |base| format!("www.{base}")))
+        .next()
+        .unwrap_or_default();
+    out.push(d.with_help(format!(
+        "name a host the listener serves, such as `\"{example}\"`, or remove `hostnames` so the route takes the listener's"
+    )));
+}
+
 fn world_source(p: &Program, src: &Spanned<Source>, dst: &Spanned<Dest>, out: &mut Vec<Diagnostic>) {
     if src.value != Source::World || matches!(dst.value, Dest::Gateway { .. }) {
         return;
@@ -945,6 +1011,27 @@ mod tests {
         assert!(!big.contains(&parse_cidr("11.0.0.0/16", sp()).unwrap()));
         assert!(!big.contains(&parse_cidr("0.0.0.0/0", sp()).unwrap()));
         assert!(!big.contains(&parse_cidr("fd00::/8", sp()).unwrap()));
+    }
+
+    #[test]
+    fn hostname_intersection_follows_gateway_api() {
+        let h = |s: &str| parse_hostname(s, sp()).unwrap();
+        let meet = |a: &str, b: &str| hostnames_intersect(&h(a), &h(b)) && hostnames_intersect(&h(b), &h(a));
+        let apart = |a: &str, b: &str| !hostnames_intersect(&h(a), &h(b)) && !hostnames_intersect(&h(b), &h(a));
+        // The examples of the HTTPRoute `hostnames` field.
+        assert!(meet("test.example.com", "test.example.com"));
+        assert!(meet("test.example.com", "*.example.com"));
+        assert!(meet("*.example.com", "*.example.com"));
+        assert!(meet("*.example.com", "foo.test.example.com"));
+        assert!(apart("*.example.com", "example.com"));
+        assert!(apart("*.example.com", "test.example.net"));
+        // Wildcards within wildcards, either way round.
+        assert!(meet("*.example.com", "*.foo.example.com"));
+        assert!(apart("*.example.com", "*.example.net"));
+        // Suffixes match on label boundaries only.
+        assert!(apart("*.example.com", "badexample.com"));
+        assert!(apart("*.example.com", "*.badexample.com"));
+        assert!(apart("shop.example.com", "www.shop.example.com"));
     }
 
     #[test]

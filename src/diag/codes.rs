@@ -89,6 +89,7 @@ codes! {
     ROUTE_TO_NON_HTTP = "Z0422", Error, "route to a port that does not speak HTTP";
     BAD_SERVICE_ACCOUNT = "Z0423", Error, "invalid service account or secret name";
     EMPTY = "Z0424", Error, "empty list or selector";
+    ROUTE_HOSTNAME = "Z0425", Error, "route hostnames that no listener accepts";
 
     UNUSED_CONSTANT = "Z0501", Warning, "unused constant";
     DUPLICATE_FLOW = "Z0502", Warning, "flow declared twice";
