@@ -132,12 +132,15 @@ pub struct Workload {
     pub service_account: Spanned<String>,
     /// Defaults to `app = <name>`. Sorted by key.
     pub selector: Vec<(Spanned<String>, Spanned<String>)>,
+    /// The `selector` block, when one is written.
+    pub selector_span: Option<Span>,
     pub ports: Vec<Port>,
     /// The Service in front of the workload (its ports are the workload's
     /// ports). Defaults to the workload's name.
     pub service: Spanned<String>,
     /// Clients that connect to pod IPs (scrapers, StatefulSet peers) never
-    /// pass a service waypoint.
+    /// pass a service waypoint on that path; their L4 flows toward a
+    /// waypoint-fronted workload take the Service's path through it too.
     pub uses_pod_ips: Spanned<bool>,
     /// The workload talks to the Kubernetes API server (service discovery,
     /// controllers).
@@ -147,6 +150,11 @@ pub struct Workload {
     /// The waypoint (declared in the same namespace) that enforces L7 rules
     /// for this workload, when chosen explicitly.
     pub waypoint: Option<Spanned<String>>,
+    /// Ports declared with an error already reported (a number out of range
+    /// or missing, an unknown protocol). Their names stay declared, so that
+    /// flows and routes naming them report nothing more: one mistake, one
+    /// error. A program with such a port is never lowered.
+    pub invalid_ports: Vec<Spanned<String>>,
     pub span: Span,
 }
 
@@ -205,6 +213,9 @@ pub struct Listener {
 pub struct Gateway {
     pub name: Spanned<String>,
     pub listeners: Vec<Listener>,
+    /// Listeners declared with an error already reported, by name (see
+    /// [`Workload::invalid_ports`]).
+    pub invalid_listeners: Vec<Spanned<String>>,
     pub routes: Vec<Route>,
     pub span: Span,
 }

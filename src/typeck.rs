@@ -7,12 +7,13 @@
 //! half, [`check`], runs over the finished HIR for rules that relate several
 //! items: `http` rules on ports that do not speak HTTP, `world` toward
 //! anything but a gateway, `except` ranges outside their CIDR, duplicate port
-//! numbers, routes to non-HTTP ports, duplicate flows.
+//! numbers, routes to non-HTTP ports, route hostnames no listener accepts,
+//! duplicate flows, workloads whose selectors overlap.
 
 use crate::diag::{Diagnostic, codes};
 use crate::hir::*;
 use crate::source::Span;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -220,6 +221,22 @@ pub fn parse_hostname(text: &str, span: Span) -> Result<DnsName, Diagnostic> {
     }
     let lower = text.to_ascii_lowercase();
     Ok(if pattern { DnsName::Pattern(lower) } else { DnsName::Name(lower) })
+}
+
+/// Whether a listener's and a route's hostnames intersect, as Gateway API
+/// decides which listeners a route attaches to. A leading `*.` is a suffix
+/// match over one label or more: `*.example.com` matches `a.example.com`
+/// and `a.b.example.com` but not `example.com`. Two wildcards intersect
+/// when one's suffix lies within the other's (`*.example.com` and
+/// `*.shop.example.com`).
+pub fn hostnames_intersect(a: &DnsName, b: &DnsName) -> bool {
+    let suffix = |p: &str| p.strip_prefix('*').map(str::to_string).unwrap_or_else(|| format!(".{p}"));
+    let under = |name: &str, wildcard: &str| name.ends_with(&suffix(wildcard));
+    match (a, b) {
+        (DnsName::Name(x), DnsName::Name(y)) => x == y,
+        (DnsName::Name(x), DnsName::Pattern(p)) | (DnsName::Pattern(p), DnsName::Name(x)) => under(x, p),
+        (DnsName::Pattern(p), DnsName::Pattern(q)) => p == q || under(p, q) || under(q, p),
+    }
 }
 
 // ---------------------------------------------------------- names, labels
@@ -531,6 +548,7 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
 pub fn check(p: &Program) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for ns in &p.namespaces {
+        overlapping_selectors(ns, &mut out);
         for w in &ns.workloads {
             // TCP and UDP may share a number (DNS does); nothing else may.
             let ports = w.ports.iter().map(|port| {
@@ -549,6 +567,7 @@ pub fn check(p: &Program) -> Vec<Diagnostic> {
             listener_protocols(g, &mut out);
             for r in &g.routes {
                 route_protocol(p, r, &mut out);
+                route_hostnames(g, r, &mut out);
             }
         }
     }
@@ -578,6 +597,94 @@ pub fn check(p: &Program) -> Vec<Diagnostic> {
         except_inside(&e.src.value, &e.dst.value, &mut out);
     }
     out
+}
+
+/// A selector label as written in `.ztp`: `app = "api"`, with keys that
+/// are not plain names quoted.
+fn label_text(key: &str, value: &str) -> String {
+    let plain = key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain { format!("{key} = \"{value}\"") } else { format!("\"{key}\" = \"{value}\"") }
+}
+
+/// Two workloads of a namespace whose selectors are equal, or where one's
+/// labels are a subset of the other's: the policies of the broader one (Cilium
+/// and ztunnel select pods by these labels) apply to the other's pods too.
+/// Each workload is filed under its rarest label, so a workload is compared
+/// only with those that could be a subset of it, not with every other.
+fn overlapping_selectors(ns: &Namespace, out: &mut Vec<Diagnostic>) {
+    type Labels<'a> = BTreeSet<(&'a str, &'a str)>;
+    let sets: Vec<Labels<'_>> = ns
+        .workloads
+        .iter()
+        .map(|w| w.selector.iter().map(|(k, v)| (k.value.as_str(), v.value.as_str())).collect())
+        .collect();
+    let mut count: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for l in sets.iter().flatten() {
+        *count.entry(*l).or_default() += 1;
+    }
+    let mut by_rarest: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    let mut first_with: BTreeMap<&Labels<'_>, usize> = BTreeMap::new();
+    for (i, s) in sets.iter().enumerate() {
+        // An empty selector is an error of its own (Z0424).
+        if let Some(rarest) = s.iter().min_by_key(|l| (count.get(*l).copied().unwrap_or(0), **l)) {
+            by_rarest.entry(*rarest).or_default().push(i);
+            first_with.entry(s).or_insert(i);
+        }
+    }
+    let at = |w: &Workload| w.selector_span.or(w.name.span).unwrap_or(w.span);
+    let by_default = |w: &Workload| match (w.selector_span, w.selector.first()) {
+        (None, Some((k, v))) => format!(" (by default, `{}`)", label_text(&k.value, &v.value)),
+        _ => String::new(),
+    };
+    for (b, sb) in sets.iter().enumerate() {
+        let Some(wb) = ns.workloads.get(b) else { continue };
+        let mut candidates: BTreeSet<usize> = BTreeSet::new();
+        for l in sb {
+            candidates.extend(by_rarest.get(l).into_iter().flatten().copied().filter(|a| *a != b));
+        }
+        for a in candidates {
+            let (Some(sa), Some(wa)) = (sets.get(a), ns.workloads.get(a)) else { continue };
+            if !sa.is_subset(sb) {
+                continue;
+            }
+            let shared: Vec<String> = sa.iter().map(|(k, v)| label_text(k, v)).collect();
+            let shared = shared.join(", ");
+            let d = if sa.len() == sb.len() {
+                // Equal selectors: each later workload against the first.
+                if first_with.get(sb) != Some(&a) {
+                    continue;
+                }
+                Diagnostic::new(
+                    codes::OVERLAPPING_SELECTORS,
+                    format!("workloads `{}` and `{}` select the same pods", wa.name.value, wb.name.value),
+                    at(wb),
+                    format!("the same labels as `{}`", wa.name.value),
+                )
+                .with_secondary(at(wa), format!("`{}` selects these pods{}", wa.name.value, by_default(wa)))
+                .with_note(format!(
+                    "Cilium and ztunnel select pods by their labels, here `{shared}`, so every policy of either workload applies to the pods of both"
+                ))
+                .with_help("give each workload a label that the other's pods do not carry")
+            } else {
+                Diagnostic::new(
+                    codes::OVERLAPPING_SELECTORS,
+                    format!("the selector of `{}` also selects the pods of `{}`", wa.name.value, wb.name.value),
+                    at(wa),
+                    format!("selects `{}`'s pods too{}", wb.name.value, by_default(wa)),
+                )
+                .with_secondary(at(wb), format!("`{}`'s pods carry these labels too", wb.name.value))
+                .with_note(format!(
+                    "every pod of `{}` carries `{shared}`, the whole selector of `{}`, so every policy of `{}` applies to it as well",
+                    wb.name.value, wa.name.value, wa.name.value
+                ))
+                .with_help(format!(
+                    "add a label to `{}`'s selector that `{}`'s pods do not carry",
+                    wa.name.value, wb.name.value
+                ))
+            };
+            out.push(d);
+        }
+    }
 }
 
 fn http_key(h: &HttpMatch) -> String {
@@ -698,6 +805,55 @@ fn route_protocol(p: &Program, r: &Route, out: &mut Vec<Diagnostic>) {
         }
         out.push(d);
     }
+}
+
+/// A route with `hostnames` attaches only to listeners whose `hostname`
+/// intersects one of them (a listener without one accepts any); Gateway API
+/// drops a route that no listener accepts (`Accepted: False`,
+/// `NoMatchingListenerHostname`), so its traffic is never routed.
+fn route_hostnames(g: &Gateway, r: &Route, out: &mut Vec<Diagnostic>) {
+    let (Some(first), Some(last)) = (r.hostnames.first(), r.hostnames.last()) else { return };
+    let listeners: Vec<&Listener> = if r.listeners.is_empty() {
+        g.listeners.iter().collect()
+    } else {
+        r.listeners.iter().filter_map(|i| g.listeners.get(i.value)).collect()
+    };
+    let accepts = |l: &Listener| match &l.hostname {
+        None => true,
+        Some(h) => r.hostnames.iter().any(|rh| hostnames_intersect(&h.value, &rh.value)),
+    };
+    if listeners.is_empty() || listeners.iter().any(|l| accepts(l)) {
+        return;
+    }
+    let (Some(lo), Some(hi)) = (first.span, last.span) else { return };
+    let message = if r.listeners.is_empty() {
+        format!("no listener of gateway `{}` accepts this route's hostnames", g.name.value)
+    } else {
+        "none of the listeners this route names accepts its hostnames".to_string()
+    };
+    let mut d = Diagnostic::new(
+        codes::ROUTE_HOSTNAME,
+        message,
+        lo.to(hi),
+        if r.hostnames.len() == 1 { "matches no listener" } else { "none matches a listener" },
+    )
+    .with_note("Gateway API attaches a route only to listeners whose `hostname` matches one of the route's (`*.example.com` matches the names under `example.com`, not `example.com` itself); a route no listener accepts is dropped and its requests are never routed");
+    for l in &listeners {
+        if let Some(h) = &l.hostname
+            && let Some(s) = h.span
+        {
+            d = d.with_secondary(s, format!("listener `{}` accepts only `{}`", l.name.value, h.value));
+        }
+    }
+    let example = listeners
+        .iter()
+        .filter_map(|l| l.hostname.as_ref())
+        .map(|h| h.value.as_str().strip_prefix("*.").map_or_else(|| h.value.to_string(), |base| format!("www.{base}")))
+        .next()
+        .unwrap_or_default();
+    out.push(d.with_help(format!(
+        "name a host the listener serves, such as `\"{example}\"`, or remove `hostnames` so the route takes the listener's"
+    )));
 }
 
 fn world_source(p: &Program, src: &Spanned<Source>, dst: &Spanned<Dest>, out: &mut Vec<Diagnostic>) {
@@ -855,6 +1011,27 @@ mod tests {
         assert!(!big.contains(&parse_cidr("11.0.0.0/16", sp()).unwrap()));
         assert!(!big.contains(&parse_cidr("0.0.0.0/0", sp()).unwrap()));
         assert!(!big.contains(&parse_cidr("fd00::/8", sp()).unwrap()));
+    }
+
+    #[test]
+    fn hostname_intersection_follows_gateway_api() {
+        let h = |s: &str| parse_hostname(s, sp()).unwrap();
+        let meet = |a: &str, b: &str| hostnames_intersect(&h(a), &h(b)) && hostnames_intersect(&h(b), &h(a));
+        let apart = |a: &str, b: &str| !hostnames_intersect(&h(a), &h(b)) && !hostnames_intersect(&h(b), &h(a));
+        // The examples of the HTTPRoute `hostnames` field.
+        assert!(meet("test.example.com", "test.example.com"));
+        assert!(meet("test.example.com", "*.example.com"));
+        assert!(meet("*.example.com", "*.example.com"));
+        assert!(meet("*.example.com", "foo.test.example.com"));
+        assert!(apart("*.example.com", "example.com"));
+        assert!(apart("*.example.com", "test.example.net"));
+        // Wildcards within wildcards, either way round.
+        assert!(meet("*.example.com", "*.foo.example.com"));
+        assert!(apart("*.example.com", "*.example.net"));
+        // Suffixes match on label boundaries only.
+        assert!(apart("*.example.com", "badexample.com"));
+        assert!(apart("*.example.com", "*.badexample.com"));
+        assert!(apart("shop.example.com", "www.shop.example.com"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! no rules when nothing may reach it: an ALLOW policy that matches nothing
 //! denies everything at ztunnel. Behind a waypoint, the L4 policy admits the
 //! waypoint's identity instead of the clients that pass it, so the waypoint
-//! cannot be bypassed; clients that dial pod IPs keep direct admits. L7
+//! cannot be bypassed; clients that dial pod IPs keep direct admits (their
+//! L4 flows also have a flow through the waypoint, the Service path). L7
 //! policies attach with `targetRefs` to the Service, carry every flow that
 //! crosses the waypoint (L4-only ones too, else the waypoint denies them)
 //! and hold the methods, paths and headers. Ports are target ports, which
@@ -314,6 +315,37 @@ namespace a {
         assert_eq!(
             api.to_value()["spec"]["rules"][0]["from"][0]["source"]["principals"],
             json!(["prod.example/ns/a/sa/waypoint"])
+        );
+    }
+
+    #[test]
+    fn pod_ip_clients_take_both_paths_on_l4_flows() {
+        let ir = ir_of(
+            r#"namespace a {
+  workload web {}
+  workload prom { uses_pod_ips = true }
+  workload api {
+    port http { number = 8080, protocol = http }
+    port metrics { number = 9090, protocol = http }
+  }
+  allow web -> api:http { http { methods = [GET] } }
+  allow prom -> api:metrics
+}"#,
+        );
+        // Through the Service: a rule at the waypoint, ztunnel admitting the waypoint.
+        let l7 = find(&l7_policies(&ir), "AuthorizationPolicy", "ztp-l7-api");
+        assert!(l7["spec"]["rules"].as_array().unwrap().contains(&json!({
+            "from": [{"source": {"principals": ["cluster.local/ns/a/sa/prom"]}}],
+            "to": [{"operation": {"ports": ["9090"]}}],
+        })));
+        // To the pod IPs: ztunnel admitting the client itself.
+        let l4 = find(&l4_policies(&ir), "AuthorizationPolicy", "ztp-l4-api");
+        assert_eq!(
+            l4["spec"]["rules"][1],
+            json!({
+                "from": [{"source": {"principals": ["cluster.local/ns/a/sa/prom", "cluster.local/ns/a/sa/waypoint"]}}],
+                "to": [{"operation": {"ports": ["9090"]}}],
+            })
         );
     }
 }

@@ -89,6 +89,7 @@ codes! {
     ROUTE_TO_NON_HTTP = "Z0422", Error, "route to a port that does not speak HTTP";
     BAD_SERVICE_ACCOUNT = "Z0423", Error, "invalid service account or secret name";
     EMPTY = "Z0424", Error, "empty list or selector";
+    ROUTE_HOSTNAME = "Z0425", Error, "route hostnames that no listener accepts";
 
     UNUSED_CONSTANT = "Z0501", Warning, "unused constant";
     DUPLICATE_FLOW = "Z0502", Warning, "flow declared twice";
@@ -98,6 +99,7 @@ codes! {
     WHOLE_ADDRESS_SPACE = "Z0506", Warning, "CIDR covers the whole address space";
     DENY_WITHOUT_DNS = "Z0507", Warning, "default deny without DNS";
     UNUSED_WAYPOINT = "Z0508", Warning, "declared waypoint that fronts no workload";
+    OVERLAPPING_SELECTORS = "Z0509", Warning, "workloads whose selectors overlap";
 
     L7_WITHOUT_WAYPOINT = "Z0601", Error, "`http` rules that no waypoint can enforce";
     PATTERN_MISREAD = "Z0602", Error, "DNS pattern Cilium would read differently";

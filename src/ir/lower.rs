@@ -828,7 +828,8 @@ impl Lowerer<'_> {
                 self.l7_without_waypoint(ir, &src, &dst, h.span);
             }
             // Pods of a `namespace(x)` source that dial pod IPs never pass
-            // the waypoint: they get their own, direct flow.
+            // the waypoint: they get their own, direct flow (the namespace's
+            // flow through the waypoint is their Service path).
             if let (Peer::Namespace { name, except }, Some(_)) = (&src, via) {
                 for (wi, w) in ir.workloads.iter().enumerate() {
                     if w.namespace != *name || !w.uses_pod_ips || except.contains(&wi) {
@@ -851,10 +852,27 @@ impl Lowerer<'_> {
                     });
                 }
             }
+            // A client that dials pod IPs may also use the Service (a
+            // Prometheus with PodMonitors and ServiceMonitors): an L4 flow
+            // from it toward a waypoint-fronted workload gets the Service's
+            // path through the waypoint too. With `http` rules it has none
+            // (Z0601 above): L7 rules are never left to a path around them.
+            if let Some(wp) = self.service_path(ir, &src, &dst)
+                && http.is_none()
+            {
+                flows.push(Flow {
+                    src: src.clone(),
+                    dst: dst.clone(),
+                    http: None,
+                    via: Some(wp),
+                    origin: self.origin(f.span),
+                    span: f.span,
+                });
+            }
             flows.push(Flow { src, dst, http, via, origin: self.origin(f.span), span: f.span });
         }
         flows.sort();
-        flows.dedup_by(|a, b| a.src == b.src && a.dst == b.dst && a.http == b.http);
+        flows.dedup_by(|a, b| a.src == b.src && a.dst == b.dst && a.http == b.http && a.via == b.via);
         // Ingress traffic to a waypoint-fronted workload goes through the
         // waypoint too (ztp's choice: L7 intent holds against the gateway).
         // A gateway reaches a workload by a flow of its own, or as part of a
@@ -879,7 +897,8 @@ impl Lowerer<'_> {
     }
 
     /// The waypoint a flow passes: its destination's, unless the client
-    /// dials pod IPs or has no mesh identity.
+    /// dials pod IPs (whose Service path is [`Self::service_path`]) or has
+    /// no mesh identity.
     fn via(&self, ir: &Ir, src: &Peer, dst: &Dest) -> Option<usize> {
         let Dest::Workload { workload, .. } = dst else { return None };
         let wp = ir.workload(*workload)?.waypoint?;
@@ -890,24 +909,44 @@ impl Lowerer<'_> {
         }
     }
 
+    /// The waypoint on the Service path of a client that dials pod IPs: its
+    /// direct flow is the one [`Self::via`] decides; this is the other.
+    fn service_path(&self, ir: &Ir, src: &Peer, dst: &Dest) -> Option<usize> {
+        let (Peer::Workload(w), Dest::Workload { workload, .. }) = (src, dst) else { return None };
+        if !ir.workload(*w)?.uses_pod_ips {
+            return None;
+        }
+        ir.workload(*workload)?.waypoint
+    }
+
     fn l7_without_waypoint(&mut self, ir: &Ir, src: &Peer, dst: &Dest, span: Span) {
-        let why = match (src, dst) {
-            (_, Dest::Gateway { .. }) => {
+        let general = "drop the `http` block (the flow stays L4), or change the path of the traffic".to_string();
+        let (why, help) = match (src, dst) {
+            (_, Dest::Gateway { .. }) => (
                 "traffic into an ingress gateway passes no waypoint; route by path with the gateway's `route`s instead"
-                    .to_string()
-            }
+                    .to_string(),
+                general,
+            ),
+            // Both paths for an L7 flow would leave one around its rules.
             (Peer::Workload(w), _) if ir.workload(*w).is_some_and(|x| x.uses_pod_ips) => {
                 let name = ir.workload(*w).map(|x| x.name.clone()).unwrap_or_default();
-                format!("`{name}` connects to pod IPs (`uses_pod_ips = true`), which never pass a service waypoint")
+                (
+                    format!(
+                        "`{name}` connects to pod IPs (`uses_pod_ips = true`), which never pass a service waypoint, and L7 rules must not have a path around it"
+                    ),
+                    format!(
+                        "drop the `http` block: as an L4 flow it is admitted both to the pod IPs and through the waypoint; or, if `{name}` only uses the Service, drop `uses_pod_ips`"
+                    ),
+                )
             }
-            (Peer::World | Peer::Cidr(_), _) => "clients outside the mesh never pass a waypoint".to_string(),
+            (Peer::World | Peer::Cidr(_), _) => ("clients outside the mesh never pass a waypoint".to_string(), general),
             // Egress has its own error (Z0404); nothing else lacks a waypoint.
             _ => return,
         };
         self.diags.push(
             Diagnostic::new(codes::L7_WITHOUT_WAYPOINT, "no waypoint can enforce these `http` rules", span, "L7 rules")
                 .with_note(why)
-                .with_help("drop the `http` block (the flow stays L4), or change the path of the traffic"),
+                .with_help(help),
         );
     }
 

@@ -515,7 +515,9 @@ impl<'a> Resolver<'a> {
             None => Spanned::default_value(name.value.clone()),
         };
         let mut selector: Option<Vec<(Spanned<String>, Spanned<String>)>> = None;
+        let mut selector_span = None;
         let mut ports: Vec<Port> = Vec::new();
+        let mut invalid_ports: Vec<Spanned<String>> = Vec::new();
         for inner in parts.blocks {
             if inner.kind.text == "selector" {
                 self.no_name(inner);
@@ -532,13 +534,22 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
                 selector = Some(self.labels(inner));
-            } else if let Some(p) = self.port(inner) {
-                if let Some(first) = ports.iter().find(|x| x.name.value == p.name.value) {
-                    if let (Some(s), Some(f)) = (p.name.span, first.name.span) {
-                        self.diags.push(duplicate("port", &p.name.value, s, f));
+                selector_span = Some(inner.span);
+            } else if let Some(declared) = self.port(inner) {
+                let name = match &declared {
+                    Ok(p) => &p.name,
+                    Err(n) => n,
+                };
+                let first = ports.iter().map(|x| &x.name).chain(&invalid_ports).find(|x| x.value == name.value);
+                if let Some(first) = first {
+                    if let (Some(s), Some(f)) = (name.span, first.span) {
+                        self.diags.push(duplicate("port", &name.value, s, f));
                     }
                 } else {
-                    ports.push(p);
+                    match declared {
+                        Ok(p) => ports.push(p),
+                        Err(n) => invalid_ports.push(n),
+                    }
                 }
             }
         }
@@ -584,12 +595,14 @@ impl<'a> Resolver<'a> {
             name,
             service_account,
             selector,
+            selector_span,
             ports,
             service,
             uses_pod_ips,
             scrapes_waypoints,
             uses_kube_api,
             waypoint,
+            invalid_ports,
             span: b.span,
         })
     }
@@ -654,7 +667,9 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn port(&mut self, b: &'a Block) -> Option<Port> {
+    /// A port; with an error in its number or protocol (reported here), only
+    /// its name, which stays declared.
+    fn port(&mut self, b: &'a Block) -> Option<Result<Port, Spanned<String>>> {
         let name = self.block_name(b, "port", "http")?;
         let parts = split(&b.body.stmts, &PORT, &mut self.diags);
         parts.require("port", "number", "8080", b.kind.span, &mut self.diags);
@@ -669,21 +684,33 @@ impl<'a> Resolver<'a> {
             },
             None => Some(Spanned::default_value(Protocol::Tcp)),
         };
-        Some(Port { name, number: number?, protocol: protocol?, span: b.span })
+        Some(match (number, protocol) {
+            (Some(number), Some(protocol)) => Ok(Port { name, number, protocol, span: b.span }),
+            _ => Err(name),
+        })
     }
 
     fn gateway(&mut self, b: &'a Block) -> Option<(Gateway, Vec<&'a ast::Route>)> {
         let name = self.block_name(b, "gateway", "ingress")?;
         let parts = split(&b.body.stmts, &GATEWAY, &mut self.diags);
         let mut listeners: Vec<Listener> = Vec::new();
+        let mut invalid_listeners: Vec<Spanned<String>> = Vec::new();
         for l in &parts.blocks {
-            let Some(listener) = self.listener(l) else { continue };
-            if let Some(first) = listeners.iter().find(|x| x.name.value == listener.name.value) {
-                if let (Some(s), Some(f)) = (listener.name.span, first.name.span) {
-                    self.diags.push(duplicate("listener", &listener.name.value, s, f));
+            let Some(declared) = self.listener(l) else { continue };
+            let name = match &declared {
+                Ok(l) => &l.name,
+                Err(n) => n,
+            };
+            let first = listeners.iter().map(|x| &x.name).chain(&invalid_listeners).find(|x| x.value == name.value);
+            if let Some(first) = first {
+                if let (Some(s), Some(f)) = (name.span, first.span) {
+                    self.diags.push(duplicate("listener", &name.value, s, f));
                 }
             } else {
-                listeners.push(listener);
+                match declared {
+                    Ok(l) => listeners.push(l),
+                    Err(n) => invalid_listeners.push(n),
+                }
             }
         }
         if parts.blocks.is_empty() {
@@ -705,26 +732,28 @@ impl<'a> Resolver<'a> {
                         .with_note("Istio names the gateway's deployment and service account `<gateway>-istio`, which must fit in 63 characters"),
                 );
         }
-        Some((Gateway { name, listeners, routes: Vec::new(), span: b.span }, parts.routes))
+        Some((Gateway { name, listeners, invalid_listeners, routes: Vec::new(), span: b.span }, parts.routes))
     }
 
-    fn listener(&mut self, b: &'a Block) -> Option<Listener> {
+    /// A listener; with an error in its port or protocol (reported here),
+    /// only its name, which stays declared.
+    fn listener(&mut self, b: &'a Block) -> Option<Result<Listener, Spanned<String>>> {
         let name = self.block_name(b, "listener", "http")?;
         let parts = split(&b.body.stmts, &LISTENER, &mut self.diags);
         parts.require("listener", "port", "80", b.kind.span, &mut self.diags);
-        let port_attr = parts.attrs.get("port")?;
-        let port = self.port_number(Some(port_attr))?;
+        let port = self.port_number(parts.attrs.get("port"));
         let v = self.values;
         let protocol = match parts.attrs.get("protocol") {
             Some(a) => match v.word(&a.value, LISTENER_PROTOCOLS, "listener protocol") {
-                Ok((p, sp)) => Spanned::new(p, sp),
+                Ok((p, sp)) => Some(Spanned::new(p, sp)),
                 Err(d) => {
                     self.diags.push(d);
-                    return None;
+                    None
                 }
             },
-            None => Spanned::default_value(ListenerProtocol::Http),
+            None => Some(Spanned::default_value(ListenerProtocol::Http)),
         };
+        let (Some(port), Some(protocol)) = (port, protocol) else { return Some(Err(name)) };
         let hostname = match parts.attrs.get("hostname") {
             Some(a) => {
                 match v.string(&a.value).and_then(|(s, sp)| typeck::parse_hostname(&s, sp).map(|n| Spanned::new(n, sp)))
@@ -759,7 +788,7 @@ impl<'a> Resolver<'a> {
         {
             parts.require("listener", "certificate", "\"my-tls-secret\"", b.kind.span, &mut self.diags);
         }
-        Some(Listener { name, port, protocol, hostname, certificate, span: b.span })
+        Some(Ok(Listener { name, port, protocol, hostname, certificate, span: b.span }))
     }
 
     fn waypoint(&mut self, b: &'a Block) -> Option<Waypoint> {
@@ -1120,7 +1149,14 @@ impl<'a> Resolver<'a> {
         let listed = || {
             w.ports.iter().map(|p| format!("`{}` ({})", p.name.value, p.number.value)).collect::<Vec<_>>().join(", ")
         };
+        // A port declared with an error may be the one meant: its error is
+        // the only one reported.
+        let invalid = |name: Option<&str>| match name {
+            Some(n) => w.invalid_ports.iter().any(|p| p.value == n),
+            None => !w.invalid_ports.is_empty(),
+        };
         let d = match port {
+            None if w.ports.is_empty() && invalid(None) => return None,
             None if w.ports.is_empty() => Diagnostic::new(
                 codes::UNKNOWN_PORT,
                 format!("`{path}` declares no ports"),
@@ -1132,6 +1168,9 @@ impl<'a> Resolver<'a> {
             Some(ast::PortRef::Name(i)) => {
                 if let Some(ix) = w.ports.iter().position(|p| p.name.value == i.text) {
                     return Some(vec![ix]);
+                }
+                if invalid(Some(&i.text)) {
+                    return None;
                 }
                 let mut d = Diagnostic::new(
                     codes::UNKNOWN_PORT,
@@ -1159,6 +1198,9 @@ impl<'a> Resolver<'a> {
                 if let Some(ix) = w.ports.iter().position(|p| p.number.value == n) {
                     return Some(vec![ix]);
                 }
+                if invalid(None) {
+                    return None;
+                }
                 let help = if w.ports.is_empty() {
                     "this workload declares no ports; add `port NAME { number = N }`".to_string()
                 } else {
@@ -1175,11 +1217,17 @@ impl<'a> Resolver<'a> {
     fn gateway_listeners(&mut self, id: GatewayId, port: Option<&ast::PortRef>, at: &ast::Ident) -> Option<Vec<usize>> {
         let g = self.program.gateway(id)?;
         let path = self.program.gateway_path(id);
-        let found = match port {
+        // As for workload ports: a listener declared with an error may be the
+        // one meant, and its error is the only one reported.
+        let (found, invalid) = match port {
+            None if g.listeners.is_empty() && !g.invalid_listeners.is_empty() => return None,
             None => return Some((0..g.listeners.len()).collect()),
-            Some(ast::PortRef::Name(i)) => g.listeners.iter().position(|l| l.name.value == i.text),
+            Some(ast::PortRef::Name(i)) => (
+                g.listeners.iter().position(|l| l.name.value == i.text),
+                g.invalid_listeners.iter().any(|l| l.value == i.text),
+            ),
             Some(ast::PortRef::Number(t)) => match typeck::parse_port(&t.text, t.span) {
-                Ok(n) => g.listeners.iter().position(|l| l.port.value == n),
+                Ok(n) => (g.listeners.iter().position(|l| l.port.value == n), !g.invalid_listeners.is_empty()),
                 Err(d) => {
                     self.diags.push(d);
                     return None;
@@ -1188,6 +1236,9 @@ impl<'a> Resolver<'a> {
         };
         if let Some(ix) = found {
             return Some(vec![ix]);
+        }
+        if invalid {
+            return None;
         }
         let span = port.map_or(at.span, ast::PortRef::span);
         let mut d = Diagnostic::new(
@@ -1426,6 +1477,10 @@ impl<'a> Resolver<'a> {
                     self.workload_ports(backend, None, at)?;
                 }
                 let w = self.program.workload(backend)?;
+                // The port meant may be one declared with an error.
+                if !w.invalid_ports.is_empty() {
+                    return None;
+                }
                 let http: Vec<usize> =
                     w.ports.iter().enumerate().filter(|(_, p)| p.protocol.value.is_http()).map(|(i, _)| i).collect();
                 match (http.as_slice(), w.ports.len()) {
@@ -1448,6 +1503,7 @@ impl<'a> Resolver<'a> {
         };
         let mut route =
             Route { path: path?, backend, port, listeners: Vec::new(), hostnames: Vec::new(), span: r.span };
+        let mut detached = false;
         if let Some(body) = &r.body {
             let parts = split(&body.stmts, &ROUTE, &mut self.diags);
             let v = self.values;
@@ -1468,6 +1524,9 @@ impl<'a> Resolver<'a> {
                     let g = self.program.gateway(gid)?;
                     match g.listeners.iter().position(|l| l.name.value == i.text) {
                         Some(ix) => route.listeners.push(Spanned::new(ix, i.span)),
+                        // Declared with an error, already reported: the
+                        // route is left out, since it cannot be attached.
+                        None if g.invalid_listeners.iter().any(|l| l.value == i.text) => detached = true,
                         None => {
                             let mut d = Diagnostic::new(
                                 codes::UNKNOWN_PORT,
@@ -1493,7 +1552,7 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        Some(route)
+        (!detached).then_some(route)
     }
 }
 

@@ -217,22 +217,48 @@ fn hello_db_has_the_labs_protection_layer_by_layer() {
     // Gateway -> hello-app: only GET on the three paths, at the waypoint, from the gateway's identity.
     let l7 = find(&ms, "AuthorizationPolicy", "ztp-l7-hello-app");
     assert_eq!(l7["spec"]["targetRefs"], json!([{"group": "", "kind": "Service", "name": "hello-app"}]));
+    // Prometheus scrapes the metrics port through the Service too (a
+    // ServiceMonitor), an L4 rule at the waypoint.
     assert_eq!(
         l7["spec"]["rules"],
-        json!([{
-            "from": [{"source": {"principals": ["cluster.local/ns/demo/sa/hello-gateway-istio"]}}],
-            "to": [{"operation": {"methods": ["GET"], "paths": ["/", "/github", "/health"], "ports": ["8000"]}}],
-        }])
+        json!([
+            {
+                "from": [{"source": {"principals": ["cluster.local/ns/demo/sa/hello-gateway-istio"]}}],
+                "to": [{"operation": {"methods": ["GET"], "paths": ["/", "/github", "/health"], "ports": ["8000"]}}],
+            },
+            {
+                "from": [{"source": {"principals": ["cluster.local/ns/monitoring/sa/prometheus"]}}],
+                "to": [{"operation": {"ports": ["9102"]}}],
+            },
+        ])
     );
-    // hello-app admits only the waypoint on 8000 (and Prometheus on its metrics port).
+    // hello-app admits only the waypoint on 8000; on its metrics port,
+    // Prometheus directly (pod IPs) and the waypoint (the Service).
     let l4 = find(&ms, "AuthorizationPolicy", "ztp-l4-hello-app");
     assert_eq!(
         l4["spec"]["rules"],
         json!([
             {"from": [{"source": {"principals": ["cluster.local/ns/demo/sa/waypoint"]}}], "to": [{"operation": {"ports": ["8000"]}}]},
-            {"from": [{"source": {"principals": ["cluster.local/ns/monitoring/sa/prometheus"]}}], "to": [{"operation": {"ports": ["9102"]}}]},
+            {"from": [{"source": {"principals": ["cluster.local/ns/demo/sa/waypoint", "cluster.local/ns/monitoring/sa/prometheus"]}}], "to": [{"operation": {"ports": ["9102"]}}]},
         ])
     );
+    // In Cilium too, Prometheus may take either path: hello-app's pods, or
+    // the waypoint, which admits it on HBONE.
+    let hbone = json!([{"ports": [{"port": "15008", "protocol": "TCP"}]}]);
+    let prom = find(&ms, "CiliumNetworkPolicy", "ztp-wl-prometheus");
+    assert_eq!(
+        prom["spec"]["egress"][0],
+        json!({
+            "toEndpoints": [
+                {"matchLabels": {"app": "hello-app", "k8s:io.kubernetes.pod.namespace": "demo"}},
+                {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "waypoint", "k8s:io.kubernetes.pod.namespace": "demo"}},
+            ],
+            "toPorts": hbone,
+        })
+    );
+    let wp = find(&ms, "CiliumNetworkPolicy", "ztp-wp-waypoint");
+    assert_eq!(wp["spec"]["ingress"][0]["toPorts"], hbone);
+    assert!(wp["spec"]["ingress"][0]["fromEndpoints"].to_string().contains("prometheus"));
     let binding = find(&ms, "Service", "hello-app");
     assert_eq!(binding["metadata"]["labels"]["istio.io/use-waypoint"], "waypoint");
     assert_eq!(binding["metadata"]["labels"]["istio.io/ingress-use-waypoint"], "true");
