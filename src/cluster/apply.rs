@@ -161,23 +161,13 @@ pub async fn execute(
             let counts = kind != Group::Widen;
             let c = c.clone();
             let (cluster, limit, force) = (cluster.clone(), limit.clone(), o.force_conflicts);
+            let applyset_id = plan.parent.id.clone();
             let r = kinds.get(&(c.api_version.clone(), c.kind.clone())).cloned();
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 let Some(r) = r else { return (c.id(), counts, Err(format!("the cluster does not serve {}", c.kind))) };
                 let result = match (&c.action, &c.desired) {
-                    (Action::Delete, _) => cluster
-                        .delete(
-                            &r,
-                            c.namespace.as_deref(),
-                            &c.name,
-                            c.uid.as_deref(),
-                            c.resource_version.as_deref(),
-                            false,
-                        )
-                        .await
-                        .map(|_: Deleted| ())
-                        .map_err(|e| describe(&e)),
+                    (Action::Delete, _) => delete(&cluster, &r, &c, &applyset_id).await,
                     (_, Some(body)) => {
                         cluster.apply(&r, body, false, force).await.map(|_| ()).map_err(|e| describe(&e))
                     }
@@ -249,6 +239,40 @@ enum Group {
     Order((u8, u8)),
     /// The widened policies, narrowed to their final rules.
     Narrow,
+}
+
+/// A planned DELETE, guarded by the uid and resourceVersion the plan read.
+/// Controllers write status all the time, so a 409 is re-read: the object
+/// is deleted only while it is still this ApplySet's member, the same
+/// object (uid) and unchanged in content since the plan.
+async fn delete(cluster: &Cluster, r: &super::client::Resource, c: &Change, applyset_id: &str) -> Result<(), String> {
+    let mut resource_version = c.resource_version.clone();
+    for _ in 0..5 {
+        match cluster
+            .delete(r, c.namespace.as_deref(), &c.name, c.uid.as_deref(), resource_version.as_deref(), false)
+            .await
+        {
+            Ok(Deleted::Deleted | Deleted::Gone) => return Ok(()),
+            Err(e) if e.code() == Some(409) => {
+                let Some(live) = cluster.get(r, c.namespace.as_deref(), &c.name).await.map_err(|e| describe(&e))?
+                else {
+                    return Ok(());
+                };
+                if meta_str(&live, "uid") != c.uid.as_deref() {
+                    return Err("it was replaced since the plan (another uid); not deleted".into());
+                }
+                if at(&live, &["metadata", "labels", PART_OF_LABEL]).as_str() != Some(applyset_id) {
+                    return Err("it is no longer a member of this ApplySet; not deleted".into());
+                }
+                if c.live_digest.as_deref() != Some(super::diff::content_digest(&live).as_str()) {
+                    return Err("it was changed since the plan; not deleted (run plan again)".into());
+                }
+                resource_version = meta_str(&live, "resourceVersion").map(str::to_string);
+            }
+            Err(e) => return Err(describe(&e)),
+        }
+    }
+    Err("it keeps changing (resourceVersion); not deleted".into())
 }
 
 /// Destroy's end: the parent goes only once a re-LIST shows no members.

@@ -783,9 +783,9 @@ fn doctor_reports_the_installation_preconditions() {
     insta::assert_snapshot!("doctor_broken", text);
 }
 
-/// The library's lock and apply, driven directly (the CLI's lease lasts a
+/// The library's lock, plan and apply, driven directly (the CLI's lease lasts a
 /// minute; here it lasts a fraction of a second).
-mod lock_renewal {
+mod library {
     use super::*;
     use std::sync::atomic::Ordering;
     use ztp::cluster::applyset::Parent;
@@ -862,6 +862,85 @@ mod lock_renewal {
             let members_written =
                 fake.requests().iter().filter(|l| is_mutating(l) && !l.path.contains("/secrets/")).count();
             assert_eq!(members_written, 0);
+        });
+    }
+
+    #[test]
+    fn a_prune_survives_status_writes_but_not_content_changes() {
+        let dir = copy_example("hello-db", "prune-race");
+        let (fake, _) = applied(&dir);
+        edit(&dir, "  allow world -> hello-gateway:http\n", "");
+        edit(
+            &dir,
+            "  gateway hello-gateway {\n    listener http { port = 80 }\n    route \"/\" -> hello-app:http\n  }\n",
+            "",
+        );
+        edit(
+            &dir,
+            "  allow hello-gateway -> hello-app:http {\n    http { methods = [GET], paths = [\"/\", \"/health\", \"/github\"] }\n  }\n",
+            "",
+        );
+        edit(&dir, "  expect allow hello-gateway -> hello-app:http\n", "");
+        let built = ztp::driver::build(&ztp::resolve::load::RealFs, &dir, None).unwrap();
+        let manifests = built.manifests.unwrap();
+        runtime().block_on(async {
+            let (cluster, kinds) = connect(&fake).await;
+            let parent = Parent::new("hello-db", "istio-system");
+            let desired = plan::Desired::of(&manifests, &parent.id);
+            let plan_now = || async {
+                let inputs = plan::Inputs { stack: "hello-db", parent: parent.clone(), adopt: false, destroy: false };
+                plan::compute(&cluster, &kinds, &desired, &inputs).await.unwrap()
+            };
+            let p = plan_now().await;
+            let gone = |name: &str| p.changes.iter().any(|c| c.action == plan::Action::Delete && c.name == name);
+            assert!(gone("hello-gateway"), "the ingress gateway is pruned");
+            // The Gateway controller writes status after the plan read it.
+            fake.set_status(
+                "gateway.networking.k8s.io/v1",
+                "Gateway",
+                Some("demo"),
+                "hello-gateway",
+                json!({"conditions": []}),
+            );
+            let outcome = apply::execute(&cluster, &kinds, &p, &apply::Options::default(), false, &|_| {}).await;
+            assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
+            assert!(fake.get("gateway.networking.k8s.io/v1", "Gateway", Some("demo"), "hello-gateway").is_none());
+        });
+    }
+
+    #[test]
+    fn a_prune_refuses_an_object_changed_since_the_plan() {
+        let dir = copy_example("hello-db", "prune-changed");
+        let (fake, _) = applied(&dir);
+        edit(&dir, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
+        edit(
+            &dir,
+            "  workload postgres {\n    selector { app = \"postgres\" }\n    port pg { number = 5432, protocol = tcp }\n  }\n",
+            "",
+        );
+        edit(&dir, "  expect deny namespace(demo) except hello-app -> postgres:pg\n", "");
+        edit(&dir, "  expect deny monitoring/prometheus -> postgres:pg\n", "");
+        let built = ztp::driver::build(&ztp::resolve::load::RealFs, &dir, None).unwrap();
+        let manifests = built.manifests.unwrap();
+        runtime().block_on(async {
+            let (cluster, kinds) = connect(&fake).await;
+            let parent = Parent::new("hello-db", "istio-system");
+            let desired = plan::Desired::of(&manifests, &parent.id);
+            let inputs = plan::Inputs { stack: "hello-db", parent, adopt: false, destroy: false };
+            let p = plan::compute(&cluster, &kinds, &desired, &inputs).await.unwrap();
+            let mut live = fake.get("cilium.io/v2", "CiliumNetworkPolicy", Some("demo"), "ztp-wl-postgres").unwrap();
+            live["metadata"]["annotations"]["team.example.com/keep"] = json!("please");
+            fake.update_as("kubectl-annotate", live);
+            let outcome = apply::execute(&cluster, &kinds, &p, &apply::Options::default(), false, &|_| {}).await;
+            assert!(
+                outcome
+                    .failed
+                    .iter()
+                    .any(|(id, why)| id.contains("ztp-wl-postgres") && why.contains("changed since the plan")),
+                "{:?}",
+                outcome.failed
+            );
+            assert!(fake.get("cilium.io/v2", "CiliumNetworkPolicy", Some("demo"), "ztp-wl-postgres").is_some());
         });
     }
 }

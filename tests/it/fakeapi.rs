@@ -316,6 +316,17 @@ impl FakeKube {
         s.events.clear();
     }
 
+    /// A controller's status write: a new resourceVersion, the same content.
+    pub fn set_status(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, status: Value) {
+        let mut s = self.state.lock().unwrap();
+        let key = (api_version.to_string(), kind.to_string(), namespace.map(str::to_string), name.to_string());
+        let rv = s.next_rv();
+        if let Some(o) = s.objects.get_mut(&key) {
+            o.value["status"] = status;
+            o.value["metadata"]["resourceVersion"] = json!(rv);
+        }
+    }
+
     pub fn delete(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> bool {
         let mut s = self.state.lock().unwrap();
         let key = (api_version.to_string(), kind.to_string(), namespace.map(str::to_string), name.to_string());
