@@ -115,6 +115,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
     },
+    /// Check every `expect` line against the emitted policy; prints `N passed, M failed`.
+    Test {
+        /// File or directory (default: the current directory).
+        path: Option<PathBuf>,
+    },
     /// List the diagnostic codes, or explain one (`ztp codes Z0201`).
     Codes { code: Option<String> },
     /// Show what `apply` would change in the cluster.
@@ -274,6 +279,7 @@ pub fn run() -> ExitCode {
             build(path, opts, message_format, color)
         }
         Command::Codes { code } => explain_codes(code),
+        Command::Test { path } => test(path, color),
         Command::Plan { path, cluster, json, out, detailed_exitcode, diff_context } => {
             let mut req = request(Verb::Plan, &cluster, color);
             req.json = json;
@@ -553,6 +559,58 @@ fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, colo
         }
     }
     if errors > 0 || (deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// `ztp test`: every expectation with its outcome, then the counts. Other
+/// errors are printed as `check` prints them, and nothing is judged.
+fn test(path: Option<PathBuf>, color: bool) -> ExitCode {
+    let path = path.unwrap_or_else(|| PathBuf::from("."));
+    let checked = match driver::check(&RealFs, &path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let others: Vec<Diagnostic> =
+        checked.diagnostics.sorted().into_iter().filter(|d| d.code != codes::EXPECTATION_FAILED).collect();
+    if others.iter().any(|d| d.severity == crate::diag::Severity::Error)
+        || checked.expectations.is_empty() && checked.program.is_none()
+    {
+        print_diagnostics(&others, &checked.sources, MessageFormat::Human, color);
+        eprintln!("error: the program has errors; no expectation was judged");
+        return ExitCode::from(1);
+    }
+    let mut out = String::new();
+    let mut failed = 0;
+    for o in &checked.expectations {
+        let line = checked
+            .sources
+            .text(o.span.source)
+            .get(o.span.lo..o.span.hi)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let at = checked.sources.location(o.span);
+        match &o.failure {
+            None => out.push_str(&format!("ok    {at}  {line}\n")),
+            Some((flow, verdict)) => {
+                failed += 1;
+                let why = match verdict {
+                    crate::verify::Verdict::Allowed => format!("{flow} is allowed by every layer"),
+                    crate::verify::Verdict::Denied { layer, object, why } => {
+                        format!("{flow} is denied by {layer} ({object}): {why}")
+                    }
+                };
+                out.push_str(&format!("FAIL  {at}  {line}\n      {why}\n"));
+            }
+        }
+    }
+    let passed = checked.expectations.len() - failed;
+    out.push_str(&format!("\n{passed} passed, {failed} failed\n"));
+    write_out(&out);
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 /// The `.ztp` files under `path`, recursively (hidden directories and

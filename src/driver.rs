@@ -1,6 +1,7 @@
 //! Runs the stages in order and collects their diagnostics.
 //!
-//! `check`: load (files, imports) → parse → resolve → typeck → IR checks.
+//! `check`: load (files, imports) → parse → resolve → typeck → IR checks →
+//! emit → `expect` lines judged over the emitted objects.
 //! Resolution is skipped when any file has syntax errors, so that a broken
 //! declaration does not cascade into unknown-name errors elsewhere; the
 //! program rules run on whatever resolved; lowering needs no errors. `format_text` is the
@@ -24,6 +25,9 @@ pub struct Checked {
     pub ir: Option<Ir>,
     /// What the IR emits (checked for name clashes), when there were no errors.
     pub manifests: Option<Vec<Manifest>>,
+    /// Every `expect` line judged over the emitted objects (empty when
+    /// the program did not get that far).
+    pub expectations: Vec<crate::verify::expect::Outcome>,
     pub diagnostics: Diagnostics,
     pub file_count: usize,
 }
@@ -48,6 +52,7 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
     let mut program = None;
     let mut ir_out = None;
     let mut manifests = None;
+    let mut expectations = Vec::new();
     if parsed_all {
         let (p, ds) = resolve::resolve(&loaded);
         diagnostics.extend(ds);
@@ -60,6 +65,12 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
             let emitted = ir.as_ref().map(backend::emit);
             if let Some(ms) = &emitted {
                 diagnostics.extend(name_clashes(ms, &loaded));
+                if let Some(ir) = &ir
+                    && !diagnostics.has_errors()
+                {
+                    expectations = crate::verify::expect::run(ir, ms);
+                    diagnostics.extend(expectations.iter().filter_map(crate::verify::expect::diagnostic));
+                }
             }
             if !diagnostics.has_errors() {
                 program = Some(p);
@@ -68,7 +79,7 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
             }
         }
     }
-    Checked { sources: loaded.sources, program, ir: ir_out, manifests, diagnostics, file_count }
+    Checked { sources: loaded.sources, program, ir: ir_out, manifests, expectations, diagnostics, file_count }
 }
 
 /// Objects that would share kind, namespace and name (a safety net under

@@ -113,6 +113,7 @@ codes! {
     SHARED_SERVICE = "Z0610", Error, "waypoint on a Service shared by several workloads";
     IN_CLUSTER_NAME = "Z0611", Error, "in-cluster DNS name as an external destination";
     NAME_CLASH = "Z0612", Error, "two emitted objects with one name";
+    EXPECTATION_FAILED = "Z0613", Error, "expectation the emitted policy does not meet";
 }
 
 impl Code {

@@ -17,6 +17,7 @@
 //! `except`, and FQDN rules, which match only names one of the endpoint's
 //! DNS rules lets it look up.
 
+pub mod expect;
 pub mod intent;
 
 use crate::source::Span;
@@ -207,9 +208,11 @@ impl Model {
             at(s, &["metadata", "namespace"]).as_str() == Some(ns)
                 && at(s, &["metadata", "name"]).as_str() == Some(svc_name)
         })?;
-        let bound = list(at(svc, &["status", "conditions"])).iter().any(|c| {
-            at(c, &["type"]).as_str() == Some("istio.io/WaypointBound") && at(c, &["status"]).as_str() == Some("True")
-        });
+        let bound = (self.steady && !at(svc, &["metadata", "labels", "istio.io/use-waypoint"]).is_null())
+            || list(at(svc, &["status", "conditions"])).iter().any(|c| {
+                at(c, &["type"]).as_str() == Some("istio.io/WaypointBound")
+                    && at(c, &["status"]).as_str() == Some("True")
+            });
         if !bound {
             return None;
         }
@@ -513,8 +516,10 @@ fn cilium_selects(p: &Value, e: &Endpoint) -> bool {
     cilium_selector_matches(at(p, &["spec", "endpointSelector"]), &labels, None)
 }
 
+/// Whether a rule's `toPorts` admit `port`; port 0 asks about any port
+/// (an `expect` toward an external destination without one).
 fn ports_match(to_ports: &Value, port: u16) -> bool {
-    if to_ports.is_null() {
+    if to_ports.is_null() || port == 0 {
         return true;
     }
     list(to_ports).iter().any(|tp| {

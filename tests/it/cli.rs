@@ -173,3 +173,33 @@ fn build_options_are_validated() {
     assert!(stream.contains("app.kubernetes.io/part-of: lab") && stream.contains("name: ztp-lab-default-deny"));
     assert!(stream.contains("argocd.argoproj.io/sync-wave: '90'"));
 }
+
+#[test]
+fn test_judges_every_expectation() {
+    let ok = ztp(&["test", "examples/hello-db"], None);
+    assert_eq!(code(&ok), 0, "{}", String::from_utf8_lossy(&ok.stderr));
+    let out = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(out.ends_with("\n11 passed, 0 failed\n"), "{out}");
+    assert!(
+        out.contains("ok    examples/hello-db/main.ztp:46:3  expect deny hello-app -> \"api.cloudflare.com\":443"),
+        "{out}"
+    );
+
+    let bad = ztp(&["test", "tests/fixtures/diagnostics/Z0613-deny-of-allowed.ztp"], None);
+    assert_eq!(code(&bad), 1);
+    let out = String::from_utf8_lossy(&bad.stdout).into_owned();
+    assert!(out.contains("FAIL  tests/fixtures/diagnostics/Z0613-deny-of-allowed.ztp:16:3  expect deny web -> api:http\n      demo/web -> demo/api:8080 is allowed by every layer"), "{out}");
+    assert!(out.ends_with("\n1 passed, 2 failed\n"), "{out}");
+
+    // A failed expectation fails check and build, which writes nothing.
+    let check = ztp(&["check", "tests/fixtures/diagnostics/Z0613-allow-without-flow.ztp"], None);
+    assert_eq!(code(&check), 1);
+    let build = ztp(&["build", "tests/fixtures/diagnostics/Z0613-allow-without-flow.ztp"], None);
+    assert_eq!(code(&build), 1);
+    assert!(build.stdout.is_empty());
+
+    // Other errors: nothing is judged.
+    let broken = ztp(&["test", "tests/fixtures/diagnostics/Z0201-expect-unknown-names.ztp"], None);
+    assert_eq!(code(&broken), 1);
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("no expectation was judged"));
+}

@@ -303,6 +303,9 @@ fn removing_a_flow_prunes_exactly_its_objects() {
     edit(&dir, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
     edit(&dir, "  expect deny namespace(demo) except hello-app -> postgres:pg\n", "");
     edit(&dir, "  expect deny monitoring/prometheus -> postgres:pg\n", "");
+    edit(&dir, "  expect allow hello-app -> postgres:pg\n", "");
+    edit(&dir, "  expect deny hello-gateway -> postgres:pg\n", "");
+    edit(&dir, "  expect deny postgres -> hello-app:http\n", "");
     let after = build(&dir);
     let new: BTreeSet<Key> = after.iter().map(key).collect();
     let gone: BTreeSet<Key> = before.iter().map(key).filter(|k| !new.contains(k)).collect();
@@ -881,6 +884,9 @@ mod library {
             "",
         );
         edit(&dir, "  expect allow hello-gateway -> hello-app:http\n", "");
+        edit(&dir, "  expect allow world -> hello-gateway:http\n", "");
+        edit(&dir, "  expect deny hello-gateway -> postgres:pg\n", "");
+        edit(&dir, "  expect deny postgres -> hello-app:http\n", "");
         let built = ztp::driver::build(&ztp::resolve::load::RealFs, &dir, None).unwrap();
         let manifests = built.manifests.unwrap();
         runtime().block_on(async {
@@ -920,6 +926,9 @@ mod library {
         );
         edit(&dir, "  expect deny namespace(demo) except hello-app -> postgres:pg\n", "");
         edit(&dir, "  expect deny monitoring/prometheus -> postgres:pg\n", "");
+        edit(&dir, "  expect allow hello-app -> postgres:pg\n", "");
+        edit(&dir, "  expect deny hello-gateway -> postgres:pg\n", "");
+        edit(&dir, "  expect deny postgres -> hello-app:http\n", "");
         let built = ztp::driver::build(&ztp::resolve::load::RealFs, &dir, None).unwrap();
         let manifests = built.manifests.unwrap();
         runtime().block_on(async {

@@ -240,6 +240,8 @@ fn adding_and_removing_flows_keeps_the_others_working() {
     let fewer = scratch("hello-db", "fewer");
     edited(&fewer, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
     edited(&fewer, "  allow monitoring/prometheus -> hello-app:metrics\n", "");
+    edited(&fewer, "  expect allow hello-app -> postgres:pg\n", "");
+    edited(&fewer, "  expect allow monitoring/prometheus -> hello-app:metrics\n", "");
     let fake = cluster_for(&build_objects(&full));
     apply_and_replay(&fake, &fewer, &[&fewer], "first apply with fewer flows");
     apply_and_replay(&fake, &full, &[&fewer, &full], "adding flows");
