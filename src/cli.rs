@@ -115,6 +115,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
     },
+    /// Explain whether a flow is allowed: every hop and layer, the object and the `.ztp` line that decided.
+    Explain {
+        /// `[PATH] SRC '->' DST[:PORT]` (quote the arrow in a shell), e.g. `examples/hello-db hello-gateway '->' hello-app:http`.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        query: Vec<String>,
+        /// The request's HTTP method (for L7 rules).
+        #[arg(long)]
+        method: Option<String>,
+        /// The request's path (for L7 rules).
+        #[arg(long)]
+        path: Option<String>,
+        /// Print the explanation as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check every `expect` line against the emitted policy; prints `N passed, M failed`.
     Test {
         /// File or directory (default: the current directory).
@@ -280,6 +295,7 @@ pub fn run() -> ExitCode {
         }
         Command::Codes { code } => explain_codes(code),
         Command::Test { path } => test(path, color),
+        Command::Explain { query, method, path, json } => explain(&query, method, path, json, color),
         Command::Plan { path, cluster, json, out, detailed_exitcode, diff_context } => {
             let mut req = request(Verb::Plan, &cluster, color);
             req.json = json;
@@ -559,6 +575,124 @@ fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, colo
         }
     }
     if errors > 0 || (deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// `ztp explain [PATH] SRC -> DST[:PORT]`.
+fn explain(query: &[String], method: Option<String>, http_path: Option<String>, json: bool, color: bool) -> ExitCode {
+    // `->` must be quoted in a shell ('->'), so also take `SRC->DST` in
+    // one argument, or just `[PATH] SRC DST`.
+    // Flags after the query arrive inside it (the arrow needs hyphen values).
+    let (mut method, mut http_path, mut json) = (method, http_path, json);
+    let mut rest = Vec::new();
+    let mut it = query.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--method" => method = it.next().cloned(),
+            "--path" => http_path = it.next().cloned(),
+            "--json" => json = true,
+            _ => match (a.strip_prefix("--method="), a.strip_prefix("--path=")) {
+                (Some(m), _) => method = Some(m.to_string()),
+                (_, Some(p)) => http_path = Some(p.to_string()),
+                _ => rest.push(a.clone()),
+            },
+        }
+    }
+    let joined = rest.join(" ");
+    let words: Vec<&str> = match joined.split_once("->") {
+        Some((left, right)) => left.split_whitespace().chain(right.split_whitespace()).collect(),
+        None => joined.split_whitespace().collect(),
+    };
+    let (path, src, dst) = match words.as_slice() {
+        [src, dst] => (PathBuf::from("."), *src, *dst),
+        [path, src, dst] => (PathBuf::from(path), *src, *dst),
+        _ => {
+            eprintln!("error: expected `[PATH] SRC '->' DST[:PORT]`, got `{joined}`");
+            return ExitCode::from(2);
+        }
+    };
+    let checked = match driver::check(&RealFs, &path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(ir) = &checked.ir else {
+        print_diagnostics(&checked.diagnostics.sorted(), &checked.sources, MessageFormat::Human, color);
+        eprintln!("error: the program has errors; nothing to explain");
+        return ExitCode::from(1);
+    };
+    let question =
+        crate::verify::query::source(ir, src).and_then(|s| Ok((s, crate::verify::query::destination(ir, dst)?)));
+    let (peer, dest) = match question {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let http = match (&method, &http_path) {
+        // Unasked, an L7 destination is asked what its rules allow first.
+        (None, None) => ir
+            .flows
+            .iter()
+            .filter(|f| f.http.is_some() && crate::verify::expect::same_dest(&f.dst, &dest))
+            .min_by_key(|f| f.src != peer)
+            .and_then(|f| f.http.clone()),
+        _ => {
+            let m = method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+            let Some((_, m)) = crate::typeck::HTTP_METHODS.iter().find(|(name, _)| *name == m) else {
+                eprintln!("error: `{m}` is not an HTTP method");
+                return ExitCode::from(2);
+            };
+            Some(crate::ir::Http {
+                methods: vec![*m],
+                paths: vec![http_path.clone().unwrap_or_else(|| "/".into())],
+                headers: Default::default(),
+            })
+        }
+    };
+    let objects: Vec<serde_json::Value> =
+        crate::backend::emit(ir).iter().map(crate::manifest::Manifest::to_value).collect();
+    let model = crate::verify::Model::steady(&objects, &ir.mesh.root_namespace);
+    let flows = crate::verify::intent::flows(ir, &peer, &dest, http.as_ref());
+    let mut text = String::new();
+    let mut reports = Vec::new();
+    for (name, flow) in &flows {
+        let (verdict, steps) = model.explain(flow);
+        let request =
+            flow.method.as_ref().map(|m| format!(" ({m} {})", flow.path.as_deref().unwrap_or("/"))).unwrap_or_default();
+        let word = if verdict.allowed() { "allowed" } else { "denied" };
+        text.push_str(&format!("{name}{request}: {word}\n"));
+        let mut hop = String::new();
+        let mut json_steps = Vec::new();
+        for s in &steps {
+            if s.hop != hop {
+                hop = s.hop.clone();
+                text.push_str(&format!("\n  {hop}\n"));
+            }
+            let object = s.object.as_deref().unwrap_or("-");
+            let source = s.object.as_deref().and_then(|o| model.source_of(o));
+            let at = source.map(|s| format!(" ({s})")).unwrap_or_default();
+            let decision = if s.allowed { "allows" } else { "DENIES" };
+            text.push_str(&format!("    {:<9}{decision}  {object}{at}\n             {}\n", s.layer, s.why));
+            json_steps.push(serde_json::json!({
+                "hop": s.hop, "layer": s.layer, "allowed": s.allowed, "object": s.object, "source": source, "why": s.why,
+            }));
+        }
+        text.push('\n');
+        reports.push(serde_json::json!({
+            "flow": name, "method": flow.method, "path": flow.path, "port": flow.port,
+            "verdict": word, "steps": json_steps,
+        }));
+    }
+    if json {
+        let v = serde_json::json!({ "flows": reports });
+        write_out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+    } else {
+        write_out(&text);
+    }
+    ExitCode::SUCCESS
 }
 
 /// `ztp test`: every expectation with its outcome, then the counts. Other

@@ -21,7 +21,8 @@ pub struct Checked {
     pub sources: SourceMap,
     /// The checked program, when there were no errors.
     pub program: Option<Program>,
-    /// The program lowered to the IR, when there were no errors.
+    /// The program lowered to the IR, when there were no errors (but
+    /// failed expectations).
     pub ir: Option<Ir>,
     /// What the IR emits (checked for name clashes), when there were no errors.
     pub manifests: Option<Vec<Manifest>>,
@@ -76,6 +77,14 @@ fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
                 program = Some(p);
                 ir_out = ir;
                 manifests = emitted;
+            } else if diagnostics
+                .iter()
+                .all(|d| d.severity != crate::diag::Severity::Error || d.code == crate::diag::codes::EXPECTATION_FAILED)
+            {
+                // Only expectations failed: the program stands (for
+                // `explain` and `test`), but nothing is built from it.
+                program = Some(p);
+                ir_out = ir;
             }
         }
     }
@@ -156,7 +165,7 @@ pub fn build(fs: &dyn FileSystem, path: &Path, stack: Option<&str>) -> Result<Bu
     let mut checked = check(fs, path)?;
     let manifests = match (stack, checked.ir.as_mut()) {
         // Another stack name changes names and labels: emit again.
-        (Some(s), Some(ir)) if ir.stack != s => {
+        (Some(s), Some(ir)) if ir.stack != s && checked.manifests.is_some() => {
             ir.stack = s.to_string();
             Some(backend::emit(ir))
         }

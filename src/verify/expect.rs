@@ -24,9 +24,13 @@ pub struct Outcome {
     pub failure: Option<(String, Verdict)>,
 }
 
-fn same_dest(a: &Dest, b: &Dest) -> bool {
+/// Whether two destinations are the same workload (on a shared port),
+/// gateway or external target.
+pub fn same_dest(a: &Dest, b: &Dest) -> bool {
     match (a, b) {
-        (Dest::Workload { workload: x, .. }, Dest::Workload { workload: y, .. }) => x == y,
+        (Dest::Workload { workload: x, ports: p }, Dest::Workload { workload: y, ports: q }) => {
+            x == y && p.iter().any(|a| q.iter().any(|b| a.number == b.number))
+        }
         (Dest::Gateway { gateway: x, .. }, Dest::Gateway { gateway: y, .. }) => x == y,
         _ => a == b,
     }

@@ -19,6 +19,7 @@
 
 pub mod expect;
 pub mod intent;
+pub mod query;
 
 use crate::source::Span;
 use crate::typeck::{Cidr, parse_cidr};
@@ -115,6 +116,27 @@ fn denied(layer: &'static str, object: impl Into<String>, why: impl Into<String>
     Verdict::Denied { layer, object: object.into(), why: why.into() }
 }
 
+/// One layer's decision on one hop, for `explain`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// `src -> dst` of the hop (a flow through a waypoint has two).
+    pub hop: String,
+    pub layer: &'static str,
+    pub allowed: bool,
+    /// The object that decided: the rule's policy, the default deny, or
+    /// `None` where no object applies.
+    pub object: Option<String>,
+    pub why: String,
+}
+
+fn pass(layer: &'static str, object: Option<String>, why: impl Into<String>) -> Step {
+    Step { hop: String::new(), layer, allowed: true, object, why: why.into() }
+}
+
+fn stop(layer: &'static str, object: impl Into<String>, why: impl Into<String>) -> Step {
+    Step { hop: String::new(), layer, allowed: false, object: Some(object.into()), why: why.into() }
+}
+
 fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     static NULL: Value = Value::Null;
     path.iter().try_fold(v, |v, k| v.get(*k)).unwrap_or(&NULL)
@@ -145,6 +167,8 @@ pub struct Model {
     namespaces: Vec<Value>,
     /// Istio's root namespace.
     root: String,
+    /// `Kind ns/name` → the `.ztp` line it came from (`ztp.dev/source`).
+    sources: BTreeMap<String, String>,
     /// Judge the steady state a build describes: every labelled Service
     /// is bound and every waypoint ready (no controller has run).
     steady: bool,
@@ -154,6 +178,9 @@ impl Model {
     pub fn new<'a>(objects: impl IntoIterator<Item = &'a Value>, root_namespace: &str) -> Model {
         let mut m = Model { root: root_namespace.to_string(), ..Model::default() };
         for o in objects {
+            if let Some(src) = at(o, &["metadata", "annotations", "ztp.dev/source"]).as_str() {
+                m.sources.insert(name_of(o), src.to_string());
+            }
             let bucket = match at(o, &["kind"]).as_str() {
                 Some("CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => &mut m.cilium,
                 Some("NetworkPolicy") => &mut m.netpol,
@@ -172,6 +199,11 @@ impl Model {
     /// The model of a build's output, once the controllers have caught up.
     pub fn steady<'a>(objects: impl IntoIterator<Item = &'a Value>, root_namespace: &str) -> Model {
         Model { steady: true, ..Model::new(objects, root_namespace) }
+    }
+
+    /// The `.ztp` line an object came from, for objects ztp emitted.
+    pub fn source_of(&self, object: &str) -> Option<&str> {
+        self.sources.get(object).map(String::as_str)
     }
 
     fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
@@ -251,6 +283,13 @@ impl Model {
 
     /// Judges one flow.
     pub fn check(&self, f: &Flow) -> Verdict {
+        self.explain(f).0
+    }
+
+    /// Judges one flow and says, hop by hop and layer by layer, who
+    /// decided: every step up to the first that denies.
+    pub fn explain(&self, f: &Flow) -> (Verdict, Vec<Step>) {
+        let mut steps = Vec::new();
         match self.waypoint_of(f) {
             Some((wp, gateway)) => {
                 let ready = (self.steady && gateway.is_some())
@@ -261,49 +300,61 @@ impl Model {
                                 && at(c, &["observedGeneration"]) == at(g, &["metadata", "generation"])
                         })
                     });
-                if !ready {
-                    let what = wp.labels.values().next().cloned().unwrap_or_default();
-                    return denied(
-                        "waypoint",
-                        format!("Gateway {}/{what}", wp.namespace.clone().unwrap_or_default()),
-                        "the Service is bound to a waypoint that is not ready",
-                    );
+                let what = wp.labels.values().next().cloned().unwrap_or_default();
+                let gw = format!("Gateway {}/{what}", wp.namespace.clone().unwrap_or_default());
+                let mut routing = if ready {
+                    pass("waypoint", Some(gw), "the Service is bound to this waypoint: the flow passes it")
+                } else {
+                    stop("waypoint", gw, "the Service is bound to a waypoint that is not ready")
+                };
+                routing.hop = format!("{} -> {}", f.src.describe(), f.dst.describe());
+                steps.push(routing);
+                if ready && self.hop(&f.src, &wp, f.port, true, &mut steps) {
+                    let mut l7 = self.waypoint_policy(f, &wp);
+                    l7.hop = format!("{} -> {}", f.src.describe(), wp.describe());
+                    let through = l7.allowed;
+                    steps.push(l7);
+                    if through {
+                        self.hop(&wp, &f.dst, f.port, false, &mut steps);
+                    }
                 }
-                let first = self.hop(&f.src, &wp, f.port, true);
-                if !first.allowed() {
-                    return first;
-                }
-                let l7 = self.waypoint_policy(f, &wp);
-                if !l7.allowed() {
-                    return l7;
-                }
-                self.hop(&wp, &f.dst, f.port, false)
             }
-            None => self.hop(&f.src, &f.dst, f.port, false),
+            None => {
+                self.hop(&f.src, &f.dst, f.port, false, &mut steps);
+            }
         }
+        let verdict = match steps.iter().find(|s| !s.allowed) {
+            Some(s) => denied(s.layer, s.object.clone().unwrap_or_default(), s.why.clone()),
+            None => Verdict::Allowed,
+        };
+        (verdict, steps)
     }
 
-    /// One connection from `a` to `b` for target port `port`.
-    fn hop(&self, a: &Endpoint, b: &Endpoint, port: u16, to_waypoint: bool) -> Verdict {
+    /// One connection from `a` to `b` for target port `port`; false once
+    /// a layer denies it.
+    fn hop(&self, a: &Endpoint, b: &Endpoint, port: u16, to_waypoint: bool, steps: &mut Vec<Step>) -> bool {
         let hbone = self.meshed(a) && (self.meshed(b) || to_waypoint);
         let wire = if hbone { HBONE_PORT } else { port };
-        let v = self.cilium(a, b, wire, Direction::Egress);
-        if !v.allowed() {
-            return v;
+        let name = format!("{} -> {}", a.describe(), b.describe());
+        let mut layers = vec![self.cilium(a, b, wire, Direction::Egress)];
+        if layers.iter().all(|s| s.allowed) {
+            layers.push(self.cilium(b, a, wire, Direction::Ingress));
         }
-        let v = self.cilium(b, a, wire, Direction::Ingress);
-        if !v.allowed() {
-            return v;
+        if layers.iter().all(|s| s.allowed) && self.ambient(b) {
+            layers.push(self.ztunnel(a, b, port, hbone));
         }
-        if self.ambient(b) {
-            return self.ztunnel(a, b, port, hbone);
-        }
-        Verdict::Allowed
+        let ok = layers.iter().all(|s| s.allowed);
+        steps.extend(layers.into_iter().map(|mut s| {
+            s.hop = name.clone();
+            s
+        }));
+        ok
     }
 
-    fn cilium(&self, e: &Endpoint, peer: &Endpoint, port: u16, d: Direction) -> Verdict {
+    fn cilium(&self, e: &Endpoint, peer: &Endpoint, port: u16, d: Direction) -> Step {
+        let dir = if d == Direction::Ingress { "ingress" } else { "egress" };
         if e.namespace.is_none() {
-            return Verdict::Allowed;
+            return pass("Cilium", None, format!("{dir}: outside the cluster, no Cilium endpoint"));
         }
         let selecting: Vec<&Value> = self.cilium.iter().filter(|p| cilium_selects(p, e)).collect();
         // FQDN rules match only names the endpoint's DNS rules let it look up.
@@ -323,7 +374,7 @@ impl Model {
         for p in &selecting {
             for rule in list(at(p, &["spec", deny_key])) {
                 if cilium_rule_matches(p, rule, peer, port, d, false) {
-                    return denied("Cilium", name_of(p), format!("{deny_key} matches {}", peer.describe()));
+                    return stop("Cilium", name_of(p), format!("{deny_key} matches {}", peer.describe()));
                 }
             }
         }
@@ -337,7 +388,11 @@ impl Model {
             }
             for rule in list(at(p, &["spec", allow_key])) {
                 if cilium_rule_matches(p, rule, peer, port, d, resolvable) {
-                    return Verdict::Allowed;
+                    return pass(
+                        "Cilium",
+                        Some(name_of(p)),
+                        format!("{dir}: a rule admits {} on port {port}", peer.describe()),
+                    );
                 }
             }
         }
@@ -355,30 +410,33 @@ impl Model {
             }
             let key = if d == Direction::Ingress { "ingress" } else { "egress" };
             if list(at(np, &["spec", key])).iter().any(|r| netpol_rule_matches(np, r, peer, port, d)) {
-                return Verdict::Allowed;
+                return pass(
+                    "Cilium",
+                    Some(name_of(np)),
+                    format!("{dir}: a rule admits {} on port {port}", peer.describe()),
+                );
             }
         }
         match default_deny {
-            Some(obj) => denied(
+            Some(obj) => stop(
                 "Cilium",
                 obj,
                 format!(
-                    "{} of {} is default deny and no rule admits {} on port {port}",
-                    if d == Direction::Ingress { "ingress" } else { "egress" },
+                    "{dir} of {} is default deny and no rule admits {} on port {port}",
                     e.describe(),
                     peer.describe()
                 ),
             ),
-            None => Verdict::Allowed,
+            None => pass("Cilium", None, format!("{dir}: no policy puts {} into default deny", e.describe())),
         }
     }
 
     /// ztunnel's inbound policy at `b` for a connection from `a`.
-    fn ztunnel(&self, a: &Endpoint, b: &Endpoint, port: u16, hbone: bool) -> Verdict {
+    fn ztunnel(&self, a: &Endpoint, b: &Endpoint, port: u16, hbone: bool) -> Step {
         let ns = b.namespace.as_deref().unwrap_or("");
         let identity = if hbone { a.principal.as_deref() } else { None };
         if identity.is_none() && self.strict(ns, b) {
-            return denied("ztunnel", "PeerAuthentication (STRICT)", format!("{} has no mesh identity", a.describe()));
+            return stop("ztunnel", "PeerAuthentication (STRICT)", format!("{} has no mesh identity", a.describe()));
         }
         let policies: Vec<&Value> = self
             .authz
@@ -415,7 +473,7 @@ impl Model {
 
     /// The waypoint's policy for a flow through it: targetRefs to the
     /// Service or the waypoint, full L7, the client's identity.
-    fn waypoint_policy(&self, f: &Flow, wp: &Endpoint) -> Verdict {
+    fn waypoint_policy(&self, f: &Flow, wp: &Endpoint) -> Step {
         let ns = f.dst.namespace.as_deref().unwrap_or("");
         let wp_name = wp.labels.values().next().map(String::as_str).unwrap_or("");
         let svc = f.service.as_deref().unwrap_or("");
@@ -661,28 +719,29 @@ fn authorize(
     method: Option<&str>,
     path: Option<&str>,
     l4_only: bool,
-) -> Verdict {
+) -> Step {
     let action = |p: &Value| at(p, &["spec", "action"]).as_str().unwrap_or("ALLOW").to_string();
     let rule_matches = |r: &Value| istio_rule_matches(r, principal, namespace, port, method, path, l4_only);
     for p in policies.iter().filter(|p| action(p) == "DENY") {
         if list(at(p, &["spec", "rules"])).iter().any(rule_matches) {
-            return denied(layer, name_of(p), "a DENY rule matches");
+            return stop(layer, name_of(p), "a DENY rule matches");
         }
     }
     let allows: Vec<&&Value> = policies.iter().filter(|p| action(p) == "ALLOW").collect();
+    let who = principal.unwrap_or("a peer without identity");
     if allows.is_empty() {
-        return Verdict::Allowed;
+        return pass(layer, None, "no ALLOW policy applies");
     }
-    if allows.iter().any(|p| list(at(p, &["spec", "rules"])).iter().any(rule_matches)) {
-        return Verdict::Allowed;
+    if let Some(p) = allows.iter().find(|p| list(at(p, &["spec", "rules"])).iter().any(rule_matches)) {
+        return pass(layer, Some(name_of(p)), format!("a rule admits {who} on port {port}"));
     }
     let names: Vec<String> = allows.iter().map(|p| name_of(p)).collect();
-    denied(
+    stop(
         layer,
         names.join(", "),
         format!(
             "ALLOW policies apply and none admits {} on port {port}{}",
-            principal.unwrap_or("a peer without identity"),
+            who,
             method.map(|m| format!(" ({m} {})", path.unwrap_or("/"))).unwrap_or_default()
         ),
     )

@@ -203,3 +203,30 @@ fn test_judges_every_expectation() {
     assert_eq!(code(&broken), 1);
     assert!(String::from_utf8_lossy(&broken.stderr).contains("no expectation was judged"));
 }
+
+#[test]
+fn explain_names_every_hop_layer_and_object() {
+    let cases: &[(&str, &[&str])] = &[
+        ("explain_l7_allowed", &["explain", "examples/hello-db", "hello-gateway", "->", "hello-app:http"]),
+        (
+            "explain_l7_denied",
+            &["explain", "examples/hello-db", "hello-gateway->hello-app:http", "--method", "POST", "--path", "/github"],
+        ),
+        ("explain_fqdn_denied", &["explain", "examples/hello-db", "hello-app", "->", "\"api.cloudflare.com\":443"]),
+        ("explain_fqdn_allowed", &["explain", "examples/hello-db", "hello-app", "->", "\"api.github.com\":443"]),
+        ("explain_no_identity", &["explain", "examples/hello-db", "namespace(demo)", "->", "postgres:pg"]),
+        ("explain_pod_ips", &["explain", "examples/hello-db", "monitoring/prometheus", "->", "hello-app:metrics"]),
+    ];
+    for (name, args) in cases {
+        let o = ztp(args, None);
+        assert_eq!(code(&o), 0, "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        insta::assert_snapshot!(*name, String::from_utf8_lossy(&o.stdout));
+    }
+    let json = ztp(&["explain", "examples/hello-db", "world", "->", "hello-gateway:http", "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["flows"][0]["verdict"], "allowed");
+    assert!(v["flows"][0]["steps"].as_array().unwrap().iter().any(|s| s["source"] == "main.ztp:16"));
+    let bad = ztp(&["explain", "examples/hello-db", "nosuch", "->", "hello-app:http"], None);
+    assert_eq!(code(&bad), 2);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no workload or gateway `nosuch`"));
+}
