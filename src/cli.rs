@@ -52,6 +52,14 @@ enum OutputFormat {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    /// Graphviz (`dot -Tsvg`).
+    Dot,
+    /// Mermaid (renders in GitHub and GitLab Markdown).
+    Mermaid,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum WaveStyle {
     /// `argocd.argoproj.io/sync-wave` annotations.
     Argocd,
@@ -129,6 +137,14 @@ enum Command {
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Draw the program's allowed flows, grouped by namespace.
+    Graph {
+        /// File or directory (default: the current directory).
+        path: Option<PathBuf>,
+        /// The output language.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
     },
     /// Check every `expect` line against the emitted policy; prints `N passed, M failed`.
     Test {
@@ -295,6 +311,7 @@ pub fn run() -> ExitCode {
         }
         Command::Codes { code } => explain_codes(code),
         Command::Test { path } => test(path, color),
+        Command::Graph { path, format } => graph(path, format, color),
         Command::Explain { query, method, path, json } => explain(&query, method, path, json, color),
         Command::Plan { path, cluster, json, out, detailed_exitcode, diff_context } => {
             let mut req = request(Verb::Plan, &cluster, color);
@@ -692,6 +709,29 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
     } else {
         write_out(&text);
     }
+    ExitCode::SUCCESS
+}
+
+/// `ztp graph`.
+fn graph(path: Option<PathBuf>, format: GraphFormat, color: bool) -> ExitCode {
+    let path = path.unwrap_or_else(|| PathBuf::from("."));
+    let checked = match driver::check(&RealFs, &path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(ir) = &checked.ir else {
+        print_diagnostics(&checked.diagnostics.sorted(), &checked.sources, MessageFormat::Human, color);
+        eprintln!("error: the program has errors; nothing to draw");
+        return ExitCode::from(1);
+    };
+    let format = match format {
+        GraphFormat::Dot => crate::graph::Format::Dot,
+        GraphFormat::Mermaid => crate::graph::Format::Mermaid,
+    };
+    write_out(&crate::graph::render(ir, format));
     ExitCode::SUCCESS
 }
 

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod diag;
 pub mod driver;
 pub mod fmt;
+pub mod graph;
 pub mod hir;
 pub mod ir;
 pub mod manifest;

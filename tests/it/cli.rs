@@ -230,3 +230,21 @@ fn explain_names_every_hop_layer_and_object() {
     assert_eq!(code(&bad), 2);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no workload or gateway `nosuch`"));
 }
+
+#[test]
+fn graph_draws_every_example() {
+    for example in ["hello-db", "shop", "egress"] {
+        for format in ["dot", "mermaid"] {
+            let o = ztp(&["graph", &format!("examples/{example}"), "--format", format], None);
+            assert_eq!(code(&o), 0, "{example} {format}: {}", String::from_utf8_lossy(&o.stderr));
+            insta::assert_snapshot!(format!("graph_{example}_{format}"), String::from_utf8_lossy(&o.stdout));
+        }
+    }
+    // The README shows hello-db's picture as ztp draws it.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let drawn = String::from_utf8(ztp(&["graph", "examples/hello-db", "--format", "mermaid"], None).stdout).unwrap();
+    assert!(
+        readme.contains(&format!("```mermaid\n{drawn}```")),
+        "README's picture is stale: run `ztp graph examples/hello-db --format mermaid`"
+    );
+}
