@@ -138,6 +138,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The reachability change between two versions of a program: flows newly allowed or denied, and why. Exit 0 unchanged, 2 changed.
+    Diff {
+        /// The old version (file or directory).
+        old: PathBuf,
+        /// The new version (file or directory).
+        new: PathBuf,
+        /// Print the change as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw the program's allowed flows, grouped by namespace.
     Graph {
         /// File or directory (default: the current directory).
@@ -312,6 +322,7 @@ pub fn run() -> ExitCode {
         Command::Codes { code } => explain_codes(code),
         Command::Test { path } => test(path, color),
         Command::Graph { path, format } => graph(path, format, color),
+        Command::Diff { old, new, json } => diff(&old, &new, json, color),
         Command::Explain { query, method, path, json } => explain(&query, method, path, json, color),
         Command::Plan { path, cluster, json, out, detailed_exitcode, diff_context } => {
             let mut req = request(Verb::Plan, &cluster, color);
@@ -710,6 +721,74 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
         write_out(&text);
     }
     ExitCode::SUCCESS
+}
+
+/// `ztp diff OLD NEW`.
+fn diff(old: &Path, new: &Path, json: bool, color: bool) -> ExitCode {
+    let mut built = Vec::new();
+    for path in [old, new] {
+        let b = match driver::build(&RealFs, path, None) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let Some(ir) = b.checked.ir.clone() else {
+            print_diagnostics(&b.checked.diagnostics.sorted(), &b.checked.sources, MessageFormat::Human, color);
+            eprintln!("error: {} has errors; nothing to compare", path.display());
+            return ExitCode::from(1);
+        };
+        let manifests = crate::backend::emit(&ir);
+        built.push((ir, manifests));
+    }
+    let [(old_ir, old_ms), (new_ir, new_ms)] = built.as_slice() else { return ExitCode::from(2) };
+    let changes = crate::verify::diff::run(
+        &crate::verify::diff::Version { ir: old_ir, manifests: old_ms },
+        &crate::verify::diff::Version { ir: new_ir, manifests: new_ms },
+    );
+    let request = |c: &crate::verify::diff::Change| {
+        c.method.as_ref().map(|m| format!(" ({m} {})", c.path.as_deref().unwrap_or("/"))).unwrap_or_default()
+    };
+    if json {
+        let items: Vec<serde_json::Value> = changes
+            .iter()
+            .map(|c| {
+                let because: Vec<serde_json::Value> = c
+                    .because
+                    .iter()
+                    .map(|(s, src)| serde_json::json!({"hop": s.hop, "layer": s.layer, "allowed": s.allowed, "object": s.object, "source": src, "why": s.why}))
+                    .collect();
+                serde_json::json!({"flow": c.flow, "method": c.method, "path": c.path,
+                    "change": if c.now_allowed { "allowed" } else { "denied" }, "because": because})
+            })
+            .collect();
+        let v = serde_json::json!({"changes": items, "changed": !changes.is_empty()});
+        write_out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+    } else if changes.is_empty() {
+        write_out("No reachability changes.\n");
+    } else {
+        let mut out = String::from("Reachability changes:\n");
+        for c in &changes {
+            let (sign, word) = if c.now_allowed { ("+", "newly allowed") } else { ("-", "newly denied") };
+            out.push_str(&format!("\n  {sign} {}{} {word}\n", c.flow, request(c)));
+            for (s, src) in &c.because {
+                let at = src.as_ref().map(|s| format!(" ({s})")).unwrap_or_default();
+                let what = if s.allowed { "admitted by" } else { "denied by" };
+                out.push_str(&format!(
+                    "      {} {what} {}{at}: {}\n",
+                    s.layer,
+                    s.object.as_deref().unwrap_or("-"),
+                    s.why
+                ));
+            }
+        }
+        let allowed = changes.iter().filter(|c| c.now_allowed).count();
+        let denied = changes.len() - allowed;
+        out.push_str(&format!("\n{} newly allowed, {} newly denied.\n", plural(allowed, "flow"), denied));
+        write_out(&out);
+    }
+    if changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
 }
 
 /// `ztp graph`.

@@ -17,6 +17,7 @@
 //! `except`, and FQDN rules, which match only names one of the endpoint's
 //! DNS rules lets it look up.
 
+pub mod diff;
 pub mod expect;
 pub mod intent;
 pub mod query;

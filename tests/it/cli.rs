@@ -248,3 +248,39 @@ fn graph_draws_every_example() {
         "README's picture is stale: run `ztp graph examples/hello-db --format mermaid`"
     );
 }
+
+#[test]
+fn diff_reports_exactly_the_flows_that_change() {
+    let dir = scratch("diff").join("hello-db");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-db/main.ztp")).unwrap();
+    let without = text
+        .replace("  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "")
+        .replace("  expect allow hello-app -> postgres:pg\n", "");
+    std::fs::write(dir.join("main.ztp"), without).unwrap();
+    let copy = dir.to_str().unwrap();
+
+    let o = ztp(&["diff", "examples/hello-db", copy], None);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    insta::assert_snapshot!("diff_flow_removed", String::from_utf8_lossy(&o.stdout));
+
+    let o = ztp(&["diff", copy, "examples/hello-db", "--json"], None);
+    assert_eq!(code(&o), 2);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{v:#}");
+    assert_eq!(changes[0]["flow"], "demo/hello-app -> demo/postgres:5432");
+    assert_eq!(changes[0]["change"], "allowed");
+    assert!(
+        changes[0]["because"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["object"] == "AuthorizationPolicy demo/ztp-l4-postgres")
+    );
+
+    let o = ztp(&["diff", "examples/hello-db", "examples/hello-db"], None);
+    assert_eq!(code(&o), 0);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "No reachability changes.\n");
+}
