@@ -380,6 +380,7 @@ impl Model {
             }
         }
         let mut default_deny: Option<String> = None;
+        let mut near_miss: Option<(String, String)> = None;
         for p in &selecting {
             let has_section =
                 !list(at(p, &["spec", allow_key])).is_empty() || !list(at(p, &["spec", deny_key])).is_empty();
@@ -394,6 +395,22 @@ impl Model {
                         Some(name_of(p)),
                         format!("{dir}: a rule admits {} on port {port}", peer.describe()),
                     );
+                }
+                // Near misses name the culprit better than the default deny.
+                if near_miss.is_none() {
+                    if !resolvable && cilium_rule_matches(p, rule, peer, port, d, true) {
+                        near_miss = Some((
+                            name_of(p),
+                            format!(
+                                "its toFQDNs rule matches {}, but no DNS rule of {} lets it look the name up",
+                                peer.describe(),
+                                e.describe()
+                            ),
+                        ));
+                    } else if cilium_rule_matches(p, rule, peer, 0, d, resolvable) {
+                        near_miss =
+                            Some((name_of(p), format!("a rule admits {} but not on port {port}", peer.describe())));
+                    }
                 }
             }
         }
@@ -417,6 +434,9 @@ impl Model {
                     format!("{dir}: a rule admits {} on port {port}", peer.describe()),
                 );
             }
+        }
+        if let (Some(dd), Some((obj, why))) = (&default_deny, near_miss) {
+            return stop("Cilium", obj, format!("{dir} of {} is default deny ({dd}); {why}", e.describe()));
         }
         match default_deny {
             Some(obj) => stop(

@@ -11,3 +11,4 @@ mod fmt;
 mod outage;
 mod robustness;
 mod support;
+mod verify;
