@@ -459,11 +459,17 @@ fn print_diagnostics_to(
 ) {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
+    if format == MessageFormat::Human {
+        for text in render::human_all(ds, sources, color) {
+            let _ = write!(stderr, "{text}");
+        }
+        return;
+    }
     for d in ds {
-        let _ = match format {
-            MessageFormat::Json if json_to_stderr => writeln!(stderr, "{}", render::json(d, sources)),
-            MessageFormat::Json => writeln!(stdout, "{}", render::json(d, sources)),
-            MessageFormat::Human => write!(stderr, "{}", render::human(d, sources, color)),
+        let _ = if json_to_stderr {
+            writeln!(stderr, "{}", render::json(d, sources))
+        } else {
+            writeln!(stdout, "{}", render::json(d, sources))
         };
     }
 }

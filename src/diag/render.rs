@@ -7,8 +7,25 @@ use ariadne::{Config, IndexType, Label as ALabel, Report, ReportKind};
 use serde::Serialize;
 use std::ops::Range;
 
+/// ariadne's view of every source. Building it indexes every line of every
+/// file, so a batch of reports shares one.
+fn cache(sources: &SourceMap) -> impl ariadne::Cache<String> {
+    ariadne::sources(sources.iter().map(|(_, f)| (f.name.clone(), f.text.clone())).collect::<Vec<_>>())
+}
+
 /// Renders one diagnostic as ariadne shows it (`color` for terminals).
 pub fn human(d: &Diagnostic, sources: &SourceMap, color: bool) -> String {
+    render_with(d, sources, color, &mut cache(sources))
+}
+
+/// Renders many diagnostics over one source cache; each text is the same
+/// as [`human`]'s.
+pub fn human_all(ds: &[Diagnostic], sources: &SourceMap, color: bool) -> Vec<String> {
+    let mut c = cache(sources);
+    ds.iter().map(|d| render_with(d, sources, color, &mut c)).collect()
+}
+
+fn render_with(d: &Diagnostic, sources: &SourceMap, color: bool, cache: &mut impl ariadne::Cache<String>) -> String {
     let kind = match d.severity {
         Severity::Error => ReportKind::Error,
         Severity::Warning => ReportKind::Warning,
@@ -41,7 +58,6 @@ pub fn human(d: &Diagnostic, sources: &SourceMap, color: bool) -> String {
     for n in &d.notes {
         report = report.with_note(n);
     }
-    let cache = ariadne::sources(sources.iter().map(|(_, f)| (f.name.clone(), f.text.clone())).collect::<Vec<_>>());
     let mut out = Vec::new();
     if report.finish().write(cache, &mut out).is_err() {
         // Rendering can only fail on a missing source; fall back to one line.
