@@ -470,7 +470,15 @@ impl Model {
                     && labels_match(at(p, &["spec", "selector", "matchLabels"]), &b.labels)
             })
             .collect();
-        authorize("ztunnel", &policies, identity, a.namespace.as_deref(), port, None, None, true)
+        let q = Request {
+            principal: identity,
+            namespace: identity.and(a.namespace.as_deref()),
+            address: a.address,
+            port,
+            method: None,
+            path: None,
+        };
+        authorize("ztunnel", &policies, &q, true)
     }
 
     fn strict(&self, ns: &str, b: &Endpoint) -> bool {
@@ -514,16 +522,15 @@ impl Model {
                         })
             })
             .collect();
-        authorize(
-            "waypoint",
-            &policies,
-            f.src.principal.as_deref(),
-            f.src.namespace.as_deref(),
-            f.port,
-            f.method.as_deref(),
-            f.path.as_deref(),
-            false,
-        )
+        let q = Request {
+            principal: f.src.principal.as_deref(),
+            namespace: f.src.namespace.as_deref(),
+            address: f.src.address,
+            port: f.port,
+            method: f.method.as_deref(),
+            path: f.path.as_deref(),
+        };
+        authorize("waypoint", &policies, &q, false)
     }
 }
 
@@ -731,24 +738,23 @@ fn netpol_rule_matches(p: &Value, rule: &Value, peer: &Endpoint, port: u16, d: D
 /// one of its rules must match; else allow. `l4_only` is ztunnel, which
 /// cannot see L7 attributes: a rule that needs them never matches.
 #[allow(clippy::too_many_arguments)]
-fn authorize(
-    layer: &'static str,
-    policies: &[&Value],
-    principal: Option<&str>,
-    namespace: Option<&str>,
-    port: u16,
-    method: Option<&str>,
-    path: Option<&str>,
-    l4_only: bool,
-) -> Step {
+fn authorize(layer: &'static str, policies: &[&Value], q: &Request<'_>, l4_only: bool) -> Step {
     let action = |p: &Value| at(p, &["spec", "action"]).as_str().unwrap_or("ALLOW").to_string();
-    let rule_matches = |r: &Value| istio_rule_matches(r, principal, namespace, port, method, path, l4_only);
-    for p in policies.iter().filter(|p| action(p) == "DENY") {
-        if list(at(p, &["spec", "rules"])).iter().any(rule_matches) {
+    let (principal, port, method, path) = (q.principal, q.port, q.method, q.path);
+    // Dry-run policies are never enforced; AUDIT never decides; CUSTOM
+    // (an external authorizer) is not sent to ztunnel and is not modelled.
+    let enforced: Vec<&&Value> = policies
+        .iter()
+        .filter(|p| at(p, &["metadata", "annotations", "istio.io/dry-run"]).as_str() != Some("true"))
+        .filter(|p| matches!(action(p).as_str(), "ALLOW" | "DENY"))
+        .collect();
+    for p in enforced.iter().filter(|p| action(p) == "DENY") {
+        if list(at(p, &["spec", "rules"])).iter().any(|r| istio_rule_matches(r, q, true, l4_only)) {
             return stop(layer, name_of(p), "a DENY rule matches");
         }
     }
-    let allows: Vec<&&Value> = policies.iter().filter(|p| action(p) == "ALLOW").collect();
+    let allows: Vec<&&&Value> = enforced.iter().filter(|p| action(p) == "ALLOW").collect();
+    let rule_matches = |r: &Value| istio_rule_matches(r, q, false, l4_only);
     let who = principal.unwrap_or("a peer without identity");
     if allows.is_empty() {
         return pass(layer, None, "no ALLOW policy applies");
@@ -785,53 +791,156 @@ fn glob(pattern: &str, s: &str) -> bool {
     pattern == s
 }
 
-fn istio_rule_matches(
-    r: &Value,
-    principal: Option<&str>,
-    namespace: Option<&str>,
+/// Source and operation fields ztunnel cannot see (L7 to it), and the
+/// `when` keys it can.
+const L7_SOURCE: &[&str] = &["requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks"];
+const L7_OPERATION: &[&str] = &["methods", "paths", "hosts", "notMethods", "notPaths", "notHosts"];
+const L4_WHEN: &[&str] = &["source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"];
+
+/// What a rule asks of a request.
+struct Request<'a> {
+    principal: Option<&'a str>,
+    namespace: Option<&'a str>,
+    /// An external peer's address (pods' addresses are not modelled).
+    address: Option<Cidr>,
     port: u16,
-    method: Option<&str>,
-    path: Option<&str>,
-    l4_only: bool,
-) -> bool {
-    let sources = list(at(r, &["from"]));
-    let from_ok = at(r, &["from"]).is_null()
-        || sources.iter().any(|s| {
-            let s = at(s, &["source"]);
-            let field = |k: &str, value: Option<&str>| {
-                let ps = strings(at(s, &[k]));
-                at(s, &[k]).is_null() || value.is_some_and(|v| ps.iter().any(|p| glob(p, v)))
-            };
-            let not = |k: &str, value: Option<&str>| {
-                let ps = strings(at(s, &[k]));
-                value.is_none_or(|v| !ps.iter().any(|p| glob(p, v)))
-            };
-            field("principals", principal)
-                && field("namespaces", namespace)
-                && not("notPrincipals", principal)
-                && not("notNamespaces", namespace)
-        });
-    let ops = list(at(r, &["to"]));
-    let to_ok = at(r, &["to"]).is_null()
-        || ops.iter().any(|o| {
-            let o = at(o, &["operation"]);
-            let needs_l7 = ["methods", "paths", "hosts", "notMethods", "notPaths", "notHosts"]
-                .iter()
-                .any(|k| !at(o, &[k]).is_null());
-            if l4_only && needs_l7 {
-                return false;
+    method: Option<&'a str>,
+    path: Option<&'a str>,
+}
+
+fn has_any(entry: &Value, keys: &[&str]) -> bool {
+    keys.iter().any(|k| !at(entry, &[k]).is_null())
+}
+
+/// Whether the rule carries anything ztunnel reads as L7.
+fn rule_has_l7(r: &Value) -> bool {
+    list(at(r, &["from"])).iter().any(|f| has_any(at(f, &["source"]), L7_SOURCE))
+        || list(at(r, &["to"])).iter().any(|t| has_any(at(t, &["operation"]), L7_OPERATION))
+        || list(at(r, &["when"])).iter().any(|w| !at(w, &["key"]).as_str().is_some_and(|k| L4_WHEN.contains(&k)))
+}
+
+/// Istio's rule match: `from`, `to` and `when` AND'ed, entries of each
+/// OR'ed, fields of an entry AND'ed. At ztunnel (`l4_only`), as its
+/// `handleRule` does: an ALLOW rule with any L7 field never matches; a DENY
+/// rule loses its L7 fields, and never matches if an entry had only L7
+/// fields; `trustDomains` is dropped (an entry left empty matches all).
+fn istio_rule_matches(r: &Value, q: &Request<'_>, deny: bool, l4_only: bool) -> bool {
+    if l4_only && !deny && rule_has_l7(r) {
+        return false;
+    }
+    let field_ok = |e: &Value, k: &str, value: Option<&str>, negate: bool| {
+        let v = at(e, &[k]);
+        if v.is_null() {
+            return true;
+        }
+        let hit = value.is_some_and(|x| strings(v).iter().any(|p| glob(p, x)));
+        if negate { !hit } else { hit }
+    };
+    let ip_ok = |e: &Value, k: &str, negate: bool| {
+        let v = at(e, &[k]);
+        if v.is_null() {
+            return true;
+        }
+        let hit = q.address.is_some_and(|a| list(v).iter().filter_map(cidr_of).any(|c| c.contains(&a)));
+        if negate { !hit } else { hit }
+    };
+    let source_ok = |e: &Value| {
+        let e = at(e, &["source"]);
+        if l4_only
+            && has_any(e, L7_SOURCE)
+            && !has_any(
+                e,
+                &[
+                    "principals",
+                    "notPrincipals",
+                    "namespaces",
+                    "notNamespaces",
+                    "ipBlocks",
+                    "notIpBlocks",
+                    "serviceAccounts",
+                    "notServiceAccounts",
+                ],
+            )
+        {
+            // Only L7 fields: ztunnel drops the whole rule.
+            return None;
+        }
+        let sa = q.principal.and_then(|p| p.split_once("/ns/")).map(|(_, rest)| rest.replacen("/sa/", "/", 1));
+        Some(
+            field_ok(e, "principals", q.principal, false)
+                && field_ok(e, "notPrincipals", q.principal, true)
+                && field_ok(e, "namespaces", q.namespace, false)
+                && field_ok(e, "notNamespaces", q.namespace, true)
+                && field_ok(e, "serviceAccounts", sa.as_deref(), false)
+                && field_ok(e, "notServiceAccounts", sa.as_deref(), true)
+                && (l4_only || at(e, &["requestPrincipals"]).is_null())
+                && ip_ok(e, "ipBlocks", false)
+                && ip_ok(e, "notIpBlocks", true)
+                && (l4_only || at(e, &["remoteIpBlocks"]).is_null()),
+        )
+    };
+    let operation_ok = |e: &Value| {
+        let o = at(e, &["operation"]);
+        if l4_only && has_any(o, L7_OPERATION) && !has_any(o, &["ports", "notPorts"]) {
+            return None;
+        }
+        let port = q.port.to_string();
+        let ports_ok =
+            at(o, &["ports"]).is_null() || q.port == 0 || strings(at(o, &["ports"])).contains(&port.as_str());
+        let not_ports_ok = !strings(at(o, &["notPorts"])).contains(&port.as_str());
+        if l4_only {
+            return Some(ports_ok && not_ports_ok);
+        }
+        Some(
+            ports_ok
+                && not_ports_ok
+                && field_ok(o, "methods", q.method, false)
+                && field_ok(o, "notMethods", q.method, true)
+                && field_ok(o, "paths", q.path, false)
+                && field_ok(o, "notPaths", q.path, true),
+        )
+    };
+    let when_ok = |w: &Value| {
+        let key = at(w, &["key"]).as_str().unwrap_or("");
+        let value = match key {
+            "source.namespace" => q.namespace.map(str::to_string),
+            "source.principal" => q.principal.map(str::to_string),
+            "destination.port" => Some(q.port.to_string()),
+            _ if l4_only && !L4_WHEN.contains(&key) => return None,
+            _ => None,
+        };
+        let values = strings(at(w, &["values"]));
+        let not_values = strings(at(w, &["notValues"]));
+        let hit = |vs: &[&str]| value.as_deref().is_some_and(|v| vs.iter().any(|p| glob(p, v)));
+        Some((values.is_empty() || hit(&values)) && !hit(&not_values))
+    };
+    // A clause list matches when absent, or when any entry matches; an
+    // entry ztunnel cannot read makes the whole rule never match.
+    let clause = |key: &str, f: &dyn Fn(&Value) -> Option<bool>| -> Option<bool> {
+        let v = at(r, &[key]);
+        if v.is_null() {
+            return Some(true);
+        }
+        let mut any = false;
+        for e in list(v) {
+            match f(e) {
+                None => return None,
+                Some(m) => any |= m,
             }
-            let port_s = port.to_string();
-            let ports = strings(at(o, &["ports"]));
-            let ports_ok = at(o, &["ports"]).is_null() || ports.contains(&port_s.as_str());
-            let methods = strings(at(o, &["methods"]));
-            let methods_ok = at(o, &["methods"]).is_null() || method.is_some_and(|m| methods.contains(&m));
-            let paths = strings(at(o, &["paths"]));
-            let paths_ok = at(o, &["paths"]).is_null() || path.is_some_and(|p| paths.iter().any(|x| glob(x, p)));
-            ports_ok && methods_ok && paths_ok
-        });
-    let when_ok = at(r, &["when"]).is_null();
-    from_ok && to_ok && when_ok
+        }
+        Some(any)
+    };
+    let all_when = || -> Option<bool> {
+        let mut ok = true;
+        for w in list(at(r, &["when"])) {
+            ok &= when_ok(w)?;
+        }
+        Some(ok)
+    };
+    match (clause("from", &source_ok), clause("to", &operation_ok), all_when()) {
+        (Some(a), Some(b), Some(c)) => a && b && c,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -897,6 +1006,50 @@ mod tests {
         assert!(fqdn_pattern_matches("**", "any.thing"));
         assert!(fqdn_pattern_matches("**.x.io", "a.b.x.io"));
         assert!(!fqdn_pattern_matches("**.x.io", "x.io"));
+    }
+
+    /// ztunnel's reading of rules it cannot fully see (DOMAIN.md, `handleRule`).
+    #[test]
+    fn ztunnel_drops_l7_allow_rules_and_reads_deny_rules_by_their_l4_part() {
+        let ap = |action: &str, rules: Value| {
+            json!({"kind": "AuthorizationPolicy", "metadata": {"name": "p", "namespace": "a"},
+                "spec": {"action": action, "selector": {"matchLabels": {"app": "y"}}, "rules": rules}})
+        };
+        let f = flow(&pod("a", "x"), &pod("a", "y"), 80);
+        let check = |p: Value| Model::new([&p, &ambient("a")], "istio-system").check(&f);
+        // DENY with ports + methods in one entry: the methods go, it denies more.
+        assert!(!check(ap("DENY", json!([{"to": [{"operation": {"ports": ["80"], "methods": ["POST"]}}]}]))).allowed());
+        // DENY with an L7-only entry: the whole rule never fires (fails open).
+        assert!(check(ap("DENY", json!([{"from": [{"source": {"principals": ["cluster.local/ns/a/sa/x"]}}], "to": [{"operation": {"methods": ["POST"]}}]}]))).allowed());
+        // ALLOW with any L7 field is dropped: the policy allows nothing.
+        assert!(!check(ap("ALLOW", json!([{"to": [{"operation": {"ports": ["80"], "paths": ["/"]}}]}]))).allowed());
+        // trustDomains is dropped: alone it leaves an entry that matches all.
+        assert!(!check(ap("DENY", json!([{"from": [{"source": {"trustDomains": ["other.example"]}}]}]))).allowed());
+        assert!(check(ap("ALLOW", json!([{"from": [{"source": {"trustDomains": ["other.example"]}}]}]))).allowed());
+        // An L7 `when` key never matches at ztunnel; an L4 one does.
+        assert!(check(ap("DENY", json!([{"when": [{"key": "request.headers[x]", "values": ["1"]}]}]))).allowed());
+        assert!(!check(ap("DENY", json!([{"when": [{"key": "source.namespace", "values": ["a"]}]}]))).allowed());
+        // Dry-run and AUDIT policies never decide.
+        let mut dry = ap("DENY", json!([{}]));
+        dry["metadata"]["annotations"] = json!({"istio.io/dry-run": "true"});
+        assert!(check(dry).allowed());
+        assert!(check(ap("AUDIT", json!([{}]))).allowed());
+    }
+
+    #[test]
+    fn waypoints_ignore_namespace_wide_policies() {
+        let svc = json!({"kind": "Service", "metadata": {"name": "y", "namespace": "a", "labels": {"istio.io/use-waypoint": "wp"}}});
+        let gw = json!({"kind": "Gateway", "metadata": {"name": "wp", "namespace": "a"}});
+        let deny_all =
+            json!({"kind": "AuthorizationPolicy", "metadata": {"name": "allow-nothing", "namespace": "a"}, "spec": {}});
+        let mut f = flow(&pod("a", "x"), &pod("a", "y"), 80);
+        f.service = Some("y".into());
+        let m = Model::steady([&ambient("a"), &svc, &gw, &deny_all], "istio-system");
+        // The namespace-wide allow-nothing binds ztunnel at y (the waypoint's hop),
+        // but the waypoint itself ignores it.
+        let (_, steps) = m.explain(&f);
+        assert!(steps.iter().any(|s| s.layer == "waypoint" && s.allowed && s.object.is_none()), "{steps:?}");
+        assert!(matches!(m.check(&f), Verdict::Denied { layer: "ztunnel", .. }));
     }
 
     #[test]
