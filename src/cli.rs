@@ -644,18 +644,11 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
             return ExitCode::from(2);
         }
     };
-    let checked = match driver::check(&RealFs, &path) {
+    let checked = match lowered(&path, color) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let Some(ir) = &checked.ir else {
-        print_diagnostics(&checked.diagnostics.sorted(), &checked.sources, MessageFormat::Human, color);
-        eprintln!("error: the program has errors; nothing to explain");
-        return ExitCode::from(1);
-    };
+    let Some(ir) = &checked.ir else { return ExitCode::from(1) };
     let question =
         crate::verify::query::source(ir, src).and_then(|s| Ok((s, crate::verify::query::destination(ir, dst)?)));
     let (peer, dest) = match question {
@@ -666,13 +659,7 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
         }
     };
     let http = match (&method, &http_path) {
-        // Unasked, an L7 destination is asked what its rules allow first.
-        (None, None) => ir
-            .flows
-            .iter()
-            .filter(|f| f.http.is_some() && crate::verify::expect::same_dest(&f.dst, &dest))
-            .min_by_key(|f| f.src != peer)
-            .and_then(|f| f.http.clone()),
+        (None, None) => crate::verify::report::default_http(ir, &peer, &dest),
         _ => {
             let m = method.as_deref().unwrap_or("GET").to_ascii_uppercase();
             let Some((_, m)) = crate::typeck::HTTP_METHODS.iter().find(|(name, _)| *name == m) else {
@@ -686,132 +673,63 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
             })
         }
     };
-    let objects: Vec<serde_json::Value> =
-        crate::backend::emit(ir).iter().map(crate::manifest::Manifest::to_value).collect();
-    let model = crate::verify::Model::steady(&objects, &ir.mesh.root_namespace);
-    let flows = crate::verify::intent::flows(ir, &peer, &dest, http.as_ref());
-    let mut text = String::new();
-    let mut reports = Vec::new();
-    for (name, flow) in &flows {
-        let (verdict, steps) = model.explain(flow);
-        let request =
-            flow.method.as_ref().map(|m| format!(" ({m} {})", flow.path.as_deref().unwrap_or("/"))).unwrap_or_default();
-        let word = if verdict.allowed() { "allowed" } else { "denied" };
-        text.push_str(&format!("{name}{request}: {word}\n"));
-        let mut hop = String::new();
-        let mut json_steps = Vec::new();
-        for s in &steps {
-            if s.hop != hop {
-                hop = s.hop.clone();
-                text.push_str(&format!("\n  {hop}\n"));
-            }
-            let object = s.object.as_deref().unwrap_or("-");
-            let source = s.object.as_deref().and_then(|o| model.source_of(o));
-            let at = source.map(|s| format!(" ({s})")).unwrap_or_default();
-            let decision = if s.allowed { "allows" } else { "DENIES" };
-            text.push_str(&format!("    {:<9}{decision}  {object}{at}\n             {}\n", s.layer, s.why));
-            json_steps.push(serde_json::json!({
-                "hop": s.hop, "layer": s.layer, "allowed": s.allowed, "object": s.object, "source": source, "why": s.why,
-            }));
-        }
-        text.push('\n');
-        reports.push(serde_json::json!({
-            "flow": name, "method": flow.method, "path": flow.path, "port": flow.port,
-            "verdict": word, "steps": json_steps,
-        }));
-    }
-    if json {
-        let v = serde_json::json!({ "flows": reports });
-        write_out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
+    let explained = crate::verify::report::explain(ir, &peer, &dest, http.as_ref());
+    write_out(&if json {
+        crate::verify::report::explain_json(&explained)
     } else {
-        write_out(&text);
-    }
+        crate::verify::report::explain_text(&explained)
+    });
     ExitCode::SUCCESS
+}
+
+/// Checks the program at `path` for a command that needs its IR: the
+/// diagnostics are printed and an exit code returned when there is none
+/// (failed expectations aside, which leave the IR in place).
+fn lowered(path: &Path, color: bool) -> Result<driver::Checked, ExitCode> {
+    let checked = driver::check(&RealFs, path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    if checked.ir.is_none() {
+        print_diagnostics(&checked.diagnostics.sorted(), &checked.sources, MessageFormat::Human, color);
+        eprintln!("error: {} has errors", path.display());
+        return Err(ExitCode::from(1));
+    }
+    Ok(checked)
 }
 
 /// `ztp diff OLD NEW`.
 fn diff(old: &Path, new: &Path, json: bool, color: bool) -> ExitCode {
-    let mut built = Vec::new();
+    let mut versions = Vec::new();
     for path in [old, new] {
-        let b = match driver::build(&RealFs, path, None) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let Some(ir) = b.checked.ir.clone() else {
-            print_diagnostics(&b.checked.diagnostics.sorted(), &b.checked.sources, MessageFormat::Human, color);
-            eprintln!("error: {} has errors; nothing to compare", path.display());
-            return ExitCode::from(1);
-        };
-        let manifests = crate::backend::emit(&ir);
-        built.push((ir, manifests));
+        match lowered(path, color) {
+            Ok(c) => versions.extend(c.ir.map(|ir| {
+                let manifests = crate::backend::emit(&ir);
+                (ir, manifests)
+            })),
+            Err(code) => return code,
+        }
     }
-    let [(old_ir, old_ms), (new_ir, new_ms)] = built.as_slice() else { return ExitCode::from(2) };
+    let [(old_ir, old_ms), (new_ir, new_ms)] = versions.as_slice() else { return ExitCode::from(2) };
     let changes = crate::verify::diff::run(
         &crate::verify::diff::Version { ir: old_ir, manifests: old_ms },
         &crate::verify::diff::Version { ir: new_ir, manifests: new_ms },
     );
-    let request = |c: &crate::verify::diff::Change| {
-        c.method.as_ref().map(|m| format!(" ({m} {})", c.path.as_deref().unwrap_or("/"))).unwrap_or_default()
-    };
-    if json {
-        let items: Vec<serde_json::Value> = changes
-            .iter()
-            .map(|c| {
-                let because: Vec<serde_json::Value> = c
-                    .because
-                    .iter()
-                    .map(|(s, src)| serde_json::json!({"hop": s.hop, "layer": s.layer, "allowed": s.allowed, "object": s.object, "source": src, "why": s.why}))
-                    .collect();
-                serde_json::json!({"flow": c.flow, "method": c.method, "path": c.path,
-                    "change": if c.now_allowed { "allowed" } else { "denied" }, "because": because})
-            })
-            .collect();
-        let v = serde_json::json!({"changes": items, "changed": !changes.is_empty()});
-        write_out(&format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()));
-    } else if changes.is_empty() {
-        write_out("No reachability changes.\n");
+    write_out(&if json {
+        crate::verify::report::diff_json(&changes)
     } else {
-        let mut out = String::from("Reachability changes:\n");
-        for c in &changes {
-            let (sign, word) = if c.now_allowed { ("+", "newly allowed") } else { ("-", "newly denied") };
-            out.push_str(&format!("\n  {sign} {}{} {word}\n", c.flow, request(c)));
-            for (s, src) in &c.because {
-                let at = src.as_ref().map(|s| format!(" ({s})")).unwrap_or_default();
-                let what = if s.allowed { "admitted by" } else { "denied by" };
-                out.push_str(&format!(
-                    "      {} {what} {}{at}: {}\n",
-                    s.layer,
-                    s.object.as_deref().unwrap_or("-"),
-                    s.why
-                ));
-            }
-        }
-        let allowed = changes.iter().filter(|c| c.now_allowed).count();
-        let denied = changes.len() - allowed;
-        out.push_str(&format!("\n{} newly allowed, {} newly denied.\n", plural(allowed, "flow"), denied));
-        write_out(&out);
-    }
+        crate::verify::report::diff_text(&changes)
+    });
     if changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) }
 }
 
 /// `ztp graph`.
 fn graph(path: Option<PathBuf>, format: GraphFormat, color: bool) -> ExitCode {
-    let path = path.unwrap_or_else(|| PathBuf::from("."));
-    let checked = match driver::check(&RealFs, &path) {
+    let checked = match lowered(&path.unwrap_or_else(|| PathBuf::from(".")), color) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    let Some(ir) = &checked.ir else {
-        print_diagnostics(&checked.diagnostics.sorted(), &checked.sources, MessageFormat::Human, color);
-        eprintln!("error: the program has errors; nothing to draw");
-        return ExitCode::from(1);
-    };
+    let Some(ir) = &checked.ir else { return ExitCode::from(1) };
     let format = match format {
         GraphFormat::Dot => crate::graph::Format::Dot,
         GraphFormat::Mermaid => crate::graph::Format::Mermaid,
@@ -840,34 +758,7 @@ fn test(path: Option<PathBuf>, color: bool) -> ExitCode {
         eprintln!("error: the program has errors; no expectation was judged");
         return ExitCode::from(1);
     }
-    let mut out = String::new();
-    let mut failed = 0;
-    for o in &checked.expectations {
-        let line = checked
-            .sources
-            .text(o.span.source)
-            .get(o.span.lo..o.span.hi)
-            .unwrap_or("")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let at = checked.sources.location(o.span);
-        match &o.failure {
-            None => out.push_str(&format!("ok    {at}  {line}\n")),
-            Some((flow, verdict)) => {
-                failed += 1;
-                let why = match verdict {
-                    crate::verify::Verdict::Allowed => format!("{flow} is allowed by every layer"),
-                    crate::verify::Verdict::Denied { layer, object, why } => {
-                        format!("{flow} is denied by {layer} ({object}): {why}")
-                    }
-                };
-                out.push_str(&format!("FAIL  {at}  {line}\n      {why}\n"));
-            }
-        }
-    }
-    let passed = checked.expectations.len() - failed;
-    out.push_str(&format!("\n{passed} passed, {failed} failed\n"));
+    let (out, failed) = crate::verify::report::test_text(&checked.expectations, &checked.sources);
     write_out(&out);
     if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }

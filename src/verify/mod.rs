@@ -21,6 +21,7 @@ pub mod diff;
 pub mod expect;
 pub mod intent;
 pub mod query;
+pub mod report;
 
 use crate::source::Span;
 use crate::typeck::{Cidr, parse_cidr};
