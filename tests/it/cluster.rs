@@ -7,6 +7,7 @@
 
 use crate::fakeapi::{FakeKube, Fault, FaultAction, Logged, is_mutating};
 use crate::outage;
+use crate::support::{built_objects, edit, scratch_example, seed_services};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -57,49 +58,6 @@ fn show(o: &Output) -> String {
     format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", code(o), out(o), err(o))
 }
 
-/// A scratch copy of an example, to edit.
-fn copy_example(name: &str, tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ztp-cluster-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let dir = dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(root().join("examples").join(name)).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
-}
-
-fn edit(dir: &Path, from: &str, to: &str) {
-    let path = dir.join("main.ztp");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from:?} not in {}", path.display());
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
-
-/// The objects `ztp build` emits for a program, as JSON.
-fn build(path: &Path) -> Vec<Value> {
-    let o = Command::new(env!("CARGO_BIN_EXE_ztp"))
-        .args(["build", "--format", "json", "-o", "-"])
-        .arg(path)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut objects = Vec::new();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    for doc in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
-        let doc = doc.unwrap();
-        match doc["items"].as_array() {
-            Some(items) => objects.extend(items.iter().cloned()),
-            None => objects.push(doc),
-        }
-    }
-    objects
-}
-
 type Key = (String, String, String);
 
 fn key(o: &Value) -> Key {
@@ -112,22 +70,6 @@ fn key(o: &Value) -> Key {
 
 fn labels_only(o: &Value) -> bool {
     matches!(o["kind"].as_str(), Some("Namespace" | "Service"))
-}
-
-/// What a cluster has before ztp: the Services (with ports) and their
-/// Namespaces that the program labels.
-fn seed(fake: &FakeKube, objects: &[Value]) {
-    for o in objects.iter().filter(|o| o["kind"] == "Service") {
-        let ns = o["metadata"]["namespace"].as_str().unwrap();
-        if fake.get("v1", "Namespace", None, ns).is_none() {
-            fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
-        }
-        fake.put(json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": o["metadata"]["name"], "namespace": ns, "labels": {"app": o["metadata"]["name"]}},
-            "spec": {"selector": {"app": o["metadata"]["name"]}, "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}]},
-        }));
-    }
 }
 
 /// ztp's members in the fake, by key.
@@ -202,8 +144,8 @@ fn actions(plan: &Value) -> BTreeMap<Key, String> {
 /// Starts a fake with the example's Services and applies the example.
 fn applied(example: &Path) -> (FakeKube, Vec<Value>) {
     let fake = FakeKube::start();
-    let objects = build(example);
-    seed(&fake, &objects);
+    let objects = built_objects(example);
+    seed_services(&fake, &objects);
     let o = ztp(&fake, &["apply", "--auto-approve", example.to_str().unwrap()], None);
     assert_eq!(code(&o), 0, "{}", show(&o));
     (fake, objects)
@@ -214,8 +156,8 @@ fn first_apply_creates_everything_and_the_next_plan_is_quiet() {
     for example in ["hello-db", "shop", "egress"] {
         let path = root().join("examples").join(example);
         let fake = FakeKube::start();
-        let objects = build(&path);
-        seed(&fake, &objects);
+        let objects = built_objects(&path);
+        seed_services(&fake, &objects);
         let o = ztp(&fake, &["apply", "--auto-approve", path.to_str().unwrap()], None);
         assert_eq!(code(&o), 0, "{example}: {}", show(&o));
         let n = objects.len();
@@ -263,10 +205,10 @@ fn first_apply_creates_everything_and_the_next_plan_is_quiet() {
 
 #[test]
 fn a_change_to_the_program_shows_exactly_that_change() {
-    let dir = copy_example("hello-db", "change");
+    let dir = scratch_example("hello-db", "change");
     let (fake, before) = applied(&dir);
     edit(&dir, "number = 5432", "number = 5433");
-    let after = build(&dir);
+    let after = built_objects(&dir);
     let old: BTreeMap<Key, &Value> = before.iter().map(|o| (key(o), o)).collect();
     let changed: BTreeSet<Key> = after.iter().filter(|o| old.get(&key(o)) != Some(o)).map(key).collect();
     assert!(!changed.is_empty());
@@ -290,23 +232,33 @@ fn a_change_to_the_program_shows_exactly_that_change() {
     assert_eq!(code(&o), 0, "{}", show(&o));
 }
 
-#[test]
-fn removing_a_flow_prunes_exactly_its_objects() {
-    let dir = copy_example("hello-db", "prune");
-    let (fake, before) = applied(&dir);
-    // postgres and its one flow go: its policies are pruned, hello-app's narrow.
+/// hello-db without postgres: the workload, its one flow and the
+/// expectations that name it.
+fn drop_postgres(dir: &Path) {
     edit(
-        &dir,
+        dir,
         "  workload postgres {\n    selector { app = \"postgres\" }\n    port pg { number = 5432, protocol = tcp }\n  }\n",
         "",
     );
-    edit(&dir, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
-    edit(&dir, "  expect deny namespace(demo) except hello-app -> postgres:pg\n", "");
-    edit(&dir, "  expect deny monitoring/prometheus -> postgres:pg\n", "");
-    edit(&dir, "  expect allow hello-app -> postgres:pg\n", "");
-    edit(&dir, "  expect deny hello-gateway -> postgres:pg\n", "");
-    edit(&dir, "  expect deny postgres -> hello-app:http\n", "");
-    let after = build(&dir);
+    edit(dir, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
+    for expectation in [
+        "expect deny namespace(demo) except hello-app -> postgres:pg",
+        "expect deny monitoring/prometheus -> postgres:pg",
+        "expect allow hello-app -> postgres:pg",
+        "expect deny hello-gateway -> postgres:pg",
+        "expect deny postgres -> hello-app:http",
+    ] {
+        edit(dir, &format!("  {expectation}\n"), "");
+    }
+}
+
+#[test]
+fn removing_a_flow_prunes_exactly_its_objects() {
+    let dir = scratch_example("hello-db", "prune");
+    let (fake, before) = applied(&dir);
+    // postgres and its one flow go: its policies are pruned, hello-app's narrow.
+    drop_postgres(&dir);
+    let after = built_objects(&dir);
     let new: BTreeSet<Key> = after.iter().map(key).collect();
     let gone: BTreeSet<Key> = before.iter().map(key).filter(|k| !new.contains(k)).collect();
     assert!(gone.iter().any(|k| k.2.contains("postgres")), "{gone:?}");
@@ -340,10 +292,10 @@ fn removing_a_flow_prunes_exactly_its_objects() {
 #[test]
 fn objects_that_are_not_ztps_are_refused_without_adopt() {
     let path = root().join("examples/hello-db");
-    let objects = build(&path);
+    let objects = built_objects(&path);
     for owner in [None, Some("applyset-someone-else-v1")] {
         let fake = FakeKube::start();
-        seed(&fake, &objects);
+        seed_services(&fake, &objects);
         let mut foreign = json!({
             "apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
             "metadata": {"name": "ztp-wl-postgres", "namespace": "demo"},
@@ -413,7 +365,7 @@ fn a_field_changed_by_another_manager_is_a_conflict() {
 
 #[test]
 fn a_saved_plan_applies_exactly_and_a_stale_one_is_refused() {
-    let dir = copy_example("hello-db", "saved");
+    let dir = scratch_example("hello-db", "saved");
     let (fake, _) = applied(&dir);
     edit(&dir, "number = 5432", "number = 5433");
     let file = dir.parent().unwrap().join("change.plan");
@@ -437,14 +389,14 @@ fn a_saved_plan_applies_exactly_and_a_stale_one_is_refused() {
     assert_eq!(code(&o), 0, "{}", show(&o));
     let o = ztp(&fake, &["apply", file.to_str().unwrap()], None);
     assert_eq!(code(&o), 0, "{}", show(&o));
-    assert_applied(&fake, &build(&dir));
+    assert_applied(&fake, &built_objects(&dir));
 }
 
 #[test]
 fn apply_without_a_terminal_or_auto_approve_changes_nothing() {
     let path = root().join("examples/hello-db");
     let fake = FakeKube::start();
-    seed(&fake, &build(&path));
+    seed_services(&fake, &built_objects(&path));
     let o = ztp(&fake, &["apply", path.to_str().unwrap()], Some("yes\n"));
     assert_eq!(code(&o), 1, "{}", show(&o));
     assert!(err(&o).contains("Pass --auto-approve"), "{}", show(&o));
@@ -502,7 +454,7 @@ fn foreign_lease(fake: &FakeKube, holder: &str, seconds: u64) {
 fn a_held_lock_fails_with_its_holder_or_is_waited_for() {
     let path = root().join("examples/hello-db");
     let fake = FakeKube::start();
-    seed(&fake, &build(&path));
+    seed_services(&fake, &built_objects(&path));
     foreign_lease(&fake, "bob@laptop:4242:0d6f2c9e-1b1e-4c59-9a55-5b8f1d1a2b3c", 600);
     let o = ztp(&fake, &["apply", "--auto-approve", path.to_str().unwrap()], None);
     assert_eq!(code(&o), 1, "{}", show(&o));
@@ -530,7 +482,7 @@ fn a_held_lock_fails_with_its_holder_or_is_waited_for() {
 fn a_killed_holders_lease_expires() {
     let path = root().join("examples/hello-db");
     let fake = FakeKube::start();
-    seed(&fake, &build(&path));
+    seed_services(&fake, &built_objects(&path));
     foreign_lease(&fake, "ci@runner:77:6b1c7a52-28f4-4d7e-8b0b-3f6e2a9d4c11", 1);
     let o = ztp(&fake, &["apply", "--auto-approve", "--lock-timeout", "20s", path.to_str().unwrap()], None);
     assert_eq!(code(&o), 0, "{}", show(&o));
@@ -548,7 +500,7 @@ fn a_killed_holders_lease_expires() {
 fn two_concurrent_applies_never_write_at_once() {
     let path = root().join("examples/hello-db");
     let fake = FakeKube::builder().controller_delay(Duration::from_millis(800)).start();
-    seed(&fake, &build(&path));
+    seed_services(&fake, &built_objects(&path));
     let results: Vec<Output> = std::thread::scope(|s| {
         let a = s.spawn(|| ztp(&fake, &["apply", "--auto-approve", path.to_str().unwrap()], None));
         let b = s.spawn(|| ztp(&fake, &["apply", "--auto-approve", path.to_str().unwrap()], None));
@@ -590,7 +542,7 @@ fn preflight_names_what_is_missing() {
 
     // The Service the waypoint binds must exist: ztp never creates one.
     let fake = FakeKube::start();
-    seed(&fake, &build(&path));
+    seed_services(&fake, &built_objects(&path));
     assert!(fake.delete("v1", "Service", Some("demo"), "hello-app"));
     let o = ztp(&fake, &["plan", path.to_str().unwrap()], None);
     assert_eq!(code(&o), 1, "{}", show(&o));
@@ -602,7 +554,7 @@ fn preflight_names_what_is_missing() {
 fn a_waypoint_that_never_becomes_ready_stops_before_the_binding() {
     let path = root().join("examples/hello-db");
     let fake = FakeKube::builder().waypoint_never_ready().start();
-    seed(&fake, &build(&path));
+    seed_services(&fake, &built_objects(&path));
     let o = ztp(&fake, &["apply", "--auto-approve", "--wait-timeout", "1", path.to_str().unwrap()], None);
     assert_eq!(code(&o), 1, "{}", show(&o));
     assert!(err(&o).contains("waypoint not ready after 1s"), "{}", show(&o));
@@ -665,10 +617,10 @@ fn not_attempted(stderr: &str) -> BTreeSet<String> {
 #[test]
 fn a_failure_at_any_write_leaves_a_safe_state_and_a_rerun_converges() {
     let path = root().join("examples/hello-db");
-    let objects = build(&path);
+    let objects = built_objects(&path);
     // A clean run gives the writes in order.
     let clean = FakeKube::start();
-    seed(&clean, &objects);
+    seed_services(&clean, &objects);
     clean.clear_log();
     let o = ztp(&clean, &["apply", "--auto-approve", path.to_str().unwrap()], None);
     assert_eq!(code(&o), 0, "{}", show(&o));
@@ -689,7 +641,7 @@ fn a_failure_at_any_write_leaves_a_safe_state_and_a_rerun_converges() {
     for (index, (method, target, nth)) in targets.iter().enumerate() {
         let context = format!("failure at write {index} ({method} {target})");
         let fake = FakeKube::start();
-        seed(&fake, &objects);
+        seed_services(&fake, &objects);
         // Forbidden is not retried: the write fails for good.
         fake.fault(Fault::at(method, target, *nth, FaultAction::Status(403)));
         let o = ztp(&fake, &["apply", "--auto-approve", path.to_str().unwrap()], None);
@@ -732,8 +684,8 @@ fn a_failure_at_any_write_leaves_a_safe_state_and_a_rerun_converges() {
 fn transient_faults_are_retried() {
     let path = root().join("examples/hello-db");
     let fake = FakeKube::start();
-    let objects = build(&path);
-    seed(&fake, &objects);
+    let objects = built_objects(&path);
+    seed_services(&fake, &objects);
     fake.fault(Fault::new("PATCH", "ciliumnetworkpolicies/ztp-wl-postgres", 1, FaultAction::Status(503)));
     fake.fault(Fault::new("PATCH", "authorizationpolicies/ztp-l4-postgres", 1, FaultAction::Drop));
     fake.fault(Fault::new(
@@ -808,6 +760,18 @@ mod library {
         (cluster, kinds)
     }
 
+    /// The plan of the program at `path` (stack `hello-db`) against `fake`.
+    async fn plan_of(fake: &FakeKube, path: &Path) -> (Cluster, plan::Kinds, plan::Plan) {
+        let built = ztp::driver::build(&ztp::resolve::load::RealFs, path, None).unwrap();
+        let manifests = built.manifests.unwrap();
+        let (cluster, kinds) = connect(fake).await;
+        let parent = Parent::new("hello-db", "istio-system");
+        let desired = plan::Desired::of(&manifests, &parent.id);
+        let inputs = plan::Inputs { stack: "hello-db", parent, adopt: false, destroy: false };
+        let p = plan::compute(&cluster, &kinds, &desired, &inputs).await.unwrap();
+        (cluster, kinds, p)
+    }
+
     #[test]
     fn a_lock_is_renewed_and_lost_when_renewing_fails() {
         let fake = FakeKube::start();
@@ -842,15 +806,10 @@ mod library {
     fn apply_stops_before_the_next_wave_once_the_lock_is_lost() {
         let path = root().join("examples/hello-db");
         let fake = FakeKube::start();
-        seed(&fake, &build(&path));
-        let built = ztp::driver::build(&ztp::resolve::load::RealFs, &path, None).unwrap();
-        let manifests = built.manifests.unwrap();
+        seed_services(&fake, &built_objects(&path));
         runtime().block_on(async {
-            let (cluster, kinds) = connect(&fake).await;
-            let parent = Parent::new("hello-db", "istio-system");
-            let desired = plan::Desired::of(&manifests, &parent.id);
-            let inputs = plan::Inputs { stack: "hello-db", parent, adopt: false, destroy: false };
-            let p = plan::compute(&cluster, &kinds, &desired, &inputs).await.unwrap();
+            let (cluster, kinds, p) = plan_of(&fake, &path).await;
+            let manifests = built_objects(&path);
             let o = apply::Options::default();
             o.lock_lost.store(true, Ordering::SeqCst);
             fake.clear_log();
@@ -870,7 +829,7 @@ mod library {
 
     #[test]
     fn a_prune_survives_status_writes_but_not_content_changes() {
-        let dir = copy_example("hello-db", "prune-race");
+        let dir = scratch_example("hello-db", "prune-race");
         let (fake, _) = applied(&dir);
         edit(&dir, "  allow world -> hello-gateway:http\n", "");
         edit(
@@ -887,17 +846,8 @@ mod library {
         edit(&dir, "  expect allow world -> hello-gateway:http\n", "");
         edit(&dir, "  expect deny hello-gateway -> postgres:pg\n", "");
         edit(&dir, "  expect deny postgres -> hello-app:http\n", "");
-        let built = ztp::driver::build(&ztp::resolve::load::RealFs, &dir, None).unwrap();
-        let manifests = built.manifests.unwrap();
         runtime().block_on(async {
-            let (cluster, kinds) = connect(&fake).await;
-            let parent = Parent::new("hello-db", "istio-system");
-            let desired = plan::Desired::of(&manifests, &parent.id);
-            let plan_now = || async {
-                let inputs = plan::Inputs { stack: "hello-db", parent: parent.clone(), adopt: false, destroy: false };
-                plan::compute(&cluster, &kinds, &desired, &inputs).await.unwrap()
-            };
-            let p = plan_now().await;
+            let (cluster, kinds, p) = plan_of(&fake, &dir).await;
             let gone = |name: &str| p.changes.iter().any(|c| c.action == plan::Action::Delete && c.name == name);
             assert!(gone("hello-gateway"), "the ingress gateway is pruned");
             // The Gateway controller writes status after the plan read it.
@@ -916,27 +866,11 @@ mod library {
 
     #[test]
     fn a_prune_refuses_an_object_changed_since_the_plan() {
-        let dir = copy_example("hello-db", "prune-changed");
+        let dir = scratch_example("hello-db", "prune-changed");
         let (fake, _) = applied(&dir);
-        edit(&dir, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
-        edit(
-            &dir,
-            "  workload postgres {\n    selector { app = \"postgres\" }\n    port pg { number = 5432, protocol = tcp }\n  }\n",
-            "",
-        );
-        edit(&dir, "  expect deny namespace(demo) except hello-app -> postgres:pg\n", "");
-        edit(&dir, "  expect deny monitoring/prometheus -> postgres:pg\n", "");
-        edit(&dir, "  expect allow hello-app -> postgres:pg\n", "");
-        edit(&dir, "  expect deny hello-gateway -> postgres:pg\n", "");
-        edit(&dir, "  expect deny postgres -> hello-app:http\n", "");
-        let built = ztp::driver::build(&ztp::resolve::load::RealFs, &dir, None).unwrap();
-        let manifests = built.manifests.unwrap();
+        drop_postgres(&dir);
         runtime().block_on(async {
-            let (cluster, kinds) = connect(&fake).await;
-            let parent = Parent::new("hello-db", "istio-system");
-            let desired = plan::Desired::of(&manifests, &parent.id);
-            let inputs = plan::Inputs { stack: "hello-db", parent, adopt: false, destroy: false };
-            let p = plan::compute(&cluster, &kinds, &desired, &inputs).await.unwrap();
+            let (cluster, kinds, p) = plan_of(&fake, &dir).await;
             let mut live = fake.get("cilium.io/v2", "CiliumNetworkPolicy", Some("demo"), "ztp-wl-postgres").unwrap();
             live["metadata"]["annotations"]["team.example.com/keep"] = json!("please");
             fake.update_as("kubectl-annotate", live);

@@ -10,7 +10,8 @@
 //! before the binding holds, shows up as a denied flow.
 
 use crate::fakeapi::{FakeKube, Logged, is_mutating};
-use serde_json::{Value, json};
+use crate::support::{built_objects, edit, scratch_example, seed_services};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,41 +113,10 @@ fn replay(initial: Vec<Value>, log: &[Logged], cases: &[Case], root_ns: &str, wh
     }
 }
 
-fn build_objects(path: &Path) -> Vec<Value> {
-    let o = Command::new(env!("CARGO_BIN_EXE_ztp"))
-        .args(["build", "--format", "json", "-o", "-"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let mut objects = Vec::new();
-    for doc in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
-        let doc = doc.unwrap();
-        match doc["items"].as_array() {
-            Some(items) => objects.extend(items.iter().cloned()),
-            None => objects.push(doc),
-        }
-    }
-    objects
-}
-
 /// A cluster that already runs the example's Services (and kube-dns).
 fn cluster_for(objects: &[Value]) -> FakeKube {
     let fake = FakeKube::start();
-    for o in objects.iter().filter(|o| o["kind"] == "Service") {
-        let ns = o["metadata"]["namespace"].as_str().unwrap();
-        if fake.get("v1", "Namespace", None, ns).is_none() {
-            fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
-        }
-        fake.put(json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": o["metadata"]["name"], "namespace": ns},
-            "spec": {"ports": [{"port": 8000, "protocol": "TCP"}]}}));
-    }
-    fake.put(
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
-        "spec": {"ports": [{"port": 53, "protocol": "UDP"}]}}),
-    );
+    seed_services(&fake, objects);
     fake
 }
 
@@ -187,31 +157,11 @@ fn apply_and_replay(fake: &FakeKube, path: &Path, programs: &[&Path], what: &str
     }
 }
 
-fn scratch(example: &str, tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ztp-outage-{}-{tag}", std::process::id())).join(example);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(root().join("examples").join(example)).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    dir
-}
-
-fn edited(dir: &Path, from: &str, to: &str) {
-    let path = dir.join("main.ztp");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from:?}");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
-
 #[test]
 fn the_first_apply_of_every_example_never_denies_a_flow_that_works() {
     for example in ["hello-db", "shop", "egress"] {
         let path = root().join("examples").join(example);
-        let fake = cluster_for(&build_objects(&path));
+        let fake = cluster_for(&built_objects(&path));
         apply_and_replay(&fake, &path, &[&path], &format!("first apply of {example}"));
     }
 }
@@ -219,13 +169,13 @@ fn the_first_apply_of_every_example_never_denies_a_flow_that_works() {
 #[test]
 fn adding_and_removing_l7_on_a_flow_keeps_it_working() {
     let full = root().join("examples/hello-db");
-    let l4 = scratch("hello-db", "l4");
-    edited(
+    let l4 = scratch_example("hello-db", "l4");
+    edit(
         &l4,
         "allow hello-gateway -> hello-app:http {\n    http { methods = [GET], paths = [\"/\", \"/health\", \"/github\"] }\n  }",
         "allow hello-gateway -> hello-app:http",
     );
-    let fake = cluster_for(&build_objects(&full));
+    let fake = cluster_for(&built_objects(&full));
     apply_and_replay(&fake, &l4, &[&l4], "first apply without L7");
     assert!(fake.get("gateway.networking.k8s.io/v1", "Gateway", Some("demo"), "waypoint").is_none());
     apply_and_replay(&fake, &full, &[&l4, &full], "adding L7 (the waypoint appears)");
@@ -237,12 +187,12 @@ fn adding_and_removing_l7_on_a_flow_keeps_it_working() {
 #[test]
 fn adding_and_removing_flows_keeps_the_others_working() {
     let full = root().join("examples/hello-db");
-    let fewer = scratch("hello-db", "fewer");
-    edited(&fewer, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
-    edited(&fewer, "  allow monitoring/prometheus -> hello-app:metrics\n", "");
-    edited(&fewer, "  expect allow hello-app -> postgres:pg\n", "");
-    edited(&fewer, "  expect allow monitoring/prometheus -> hello-app:metrics\n", "");
-    let fake = cluster_for(&build_objects(&full));
+    let fewer = scratch_example("hello-db", "fewer");
+    edit(&fewer, "  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "");
+    edit(&fewer, "  allow monitoring/prometheus -> hello-app:metrics\n", "");
+    edit(&fewer, "  expect allow hello-app -> postgres:pg\n", "");
+    edit(&fewer, "  expect allow monitoring/prometheus -> hello-app:metrics\n", "");
+    let fake = cluster_for(&built_objects(&full));
     apply_and_replay(&fake, &fewer, &[&fewer], "first apply with fewer flows");
     apply_and_replay(&fake, &full, &[&fewer, &full], "adding flows");
     apply_and_replay(&fake, &fewer, &[&fewer, &full], "removing flows");
