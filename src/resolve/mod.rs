@@ -169,6 +169,33 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
     (r.program, r.diags)
 }
 
+/// Records a declared item, or only its name when the declaration had an
+/// error (so later references to it raise no second error); a name
+/// declared twice is reported against the first.
+fn declare<T>(
+    what: &str,
+    declared: Result<T, Spanned<String>>,
+    valid: &mut Vec<T>,
+    invalid: &mut Vec<Spanned<String>>,
+    name_of: impl Fn(&T) -> &Spanned<String>,
+) -> Option<Diagnostic> {
+    let name = match &declared {
+        Ok(x) => name_of(x),
+        Err(n) => n,
+    };
+    if let Some(first) = valid.iter().map(&name_of).chain(invalid.iter()).find(|x| x.value == name.value) {
+        return match (name.span, first.span) {
+            (Some(s), Some(f)) => Some(duplicate(what, &name.value, s, f)),
+            _ => None,
+        };
+    }
+    match declared {
+        Ok(x) => valid.push(x),
+        Err(n) => invalid.push(n),
+    }
+    None
+}
+
 fn duplicate(what: &str, name: &str, span: Span, first: Span) -> Diagnostic {
     Diagnostic::new(codes::DUPLICATE_NAME, format!("{what} `{name}` is declared twice"), span, "declared again here")
         .with_secondary(first, "first declared here")
@@ -536,21 +563,8 @@ impl<'a> Resolver<'a> {
                 selector = Some(self.labels(inner));
                 selector_span = Some(inner.span);
             } else if let Some(declared) = self.port(inner) {
-                let name = match &declared {
-                    Ok(p) => &p.name,
-                    Err(n) => n,
-                };
-                let first = ports.iter().map(|x| &x.name).chain(&invalid_ports).find(|x| x.value == name.value);
-                if let Some(first) = first {
-                    if let (Some(s), Some(f)) = (name.span, first.span) {
-                        self.diags.push(duplicate("port", &name.value, s, f));
-                    }
-                } else {
-                    match declared {
-                        Ok(p) => ports.push(p),
-                        Err(n) => invalid_ports.push(n),
-                    }
-                }
+                let d = declare("port", declared, &mut ports, &mut invalid_ports, |p| &p.name);
+                self.diags.extend(d);
             }
         }
         let mut selector = selector.unwrap_or_else(|| {
@@ -697,21 +711,8 @@ impl<'a> Resolver<'a> {
         let mut invalid_listeners: Vec<Spanned<String>> = Vec::new();
         for l in &parts.blocks {
             let Some(declared) = self.listener(l) else { continue };
-            let name = match &declared {
-                Ok(l) => &l.name,
-                Err(n) => n,
-            };
-            let first = listeners.iter().map(|x| &x.name).chain(&invalid_listeners).find(|x| x.value == name.value);
-            if let Some(first) = first {
-                if let (Some(s), Some(f)) = (name.span, first.span) {
-                    self.diags.push(duplicate("listener", &name.value, s, f));
-                }
-            } else {
-                match declared {
-                    Ok(l) => listeners.push(l),
-                    Err(n) => invalid_listeners.push(n),
-                }
-            }
+            let d = declare("listener", declared, &mut listeners, &mut invalid_listeners, |l| &l.name);
+            self.diags.extend(d);
         }
         if parts.blocks.is_empty() {
             self.diags.push(
