@@ -662,7 +662,7 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
         (None, None) => crate::verify::report::default_http(ir, &peer, &dest),
         _ => {
             let m = method.as_deref().unwrap_or("GET").to_ascii_uppercase();
-            let Some((_, m)) = crate::typeck::HTTP_METHODS.iter().find(|(name, _)| *name == m) else {
+            let Some((_, m)) = crate::value::HTTP_METHODS.iter().find(|(name, _)| *name == m) else {
                 eprintln!("error: `{m}` is not an HTTP method");
                 return ExitCode::from(2);
             };

@@ -8,7 +8,7 @@
 //! need the whole program. Nothing here knows about Kubernetes objects.
 
 use crate::source::Span;
-use crate::typeck::{Cidr, DnsName, HttpMethod};
+use crate::value::{Cidr, DnsName, HttpMethod};
 
 /// A value and where it was written (`None` for defaults).
 #[derive(Clone, Debug, PartialEq, Eq)]

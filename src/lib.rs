@@ -1,8 +1,8 @@
 //! ztp: a compiler and deployment tool for zero-trust Kubernetes networking.
 //!
 //! The pipeline runs one way: `syntax` (text → AST + trivia) → `resolve`
-//! (imports, schema, names → HIR) → `typeck` (values and program rules) and,
-//! beside it, `fmt` (AST + trivia → canonical text). `driver` runs the stages
+//! (imports, schema, names → HIR, with values parsed by `value`) → `typeck`
+//! (the rules that relate several items) and, beside it, `fmt` (AST + trivia → canonical text). `driver` runs the stages
 //! and collects diagnostics; `cli` is argument handling only.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 // A compiler's errors are its everyday product: diagnostics are returned by
@@ -26,4 +26,5 @@ pub mod resolve;
 pub mod source;
 pub mod syntax;
 pub mod typeck;
+pub mod value;
 pub mod verify;

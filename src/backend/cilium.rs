@@ -17,7 +17,7 @@ use super::{Meta, obj, owned, spec};
 use crate::hir::HboneMode;
 use crate::ir::{CidrSet, Dest, Flow, FlowIndex, Ir, Peer, Workload};
 use crate::manifest::{Layer, Manifest};
-use crate::typeck::DnsName;
+use crate::value::DnsName;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -17,7 +17,7 @@ pub use lower::lower;
 pub use crate::hir::Verdict;
 use crate::hir::{HboneMode, ListenerProtocol, MtlsMode, Protocol, WaypointFor};
 use crate::source::Span;
-use crate::typeck::{Cidr, DnsName, HttpMethod};
+use crate::value::{Cidr, DnsName, HttpMethod};
 use std::collections::BTreeMap;
 
 /// Where an item was declared: `file:line` relative to the program's root,

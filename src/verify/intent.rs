@@ -8,7 +8,7 @@
 
 use super::{Endpoint, Flow};
 use crate::ir::{CidrSet, Dest, Http, Ir, Peer};
-use crate::typeck::Cidr;
+use crate::value::Cidr;
 use std::collections::BTreeMap;
 
 /// The label of the stand-in pod for "any other pod of a namespace".

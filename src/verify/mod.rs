@@ -24,7 +24,7 @@ pub mod query;
 pub mod report;
 
 use crate::source::Span;
-use crate::typeck::{Cidr, parse_cidr};
+use crate::value::{Cidr, parse_cidr};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@
 
 use crate::ir::{CidrSet, Dest, Ir, Peer, Port};
 use crate::source::Span;
-use crate::typeck::{parse_cidr, parse_dns_name};
+use crate::value::{parse_cidr, parse_dns_name};
 
 fn find<'a, T>(
     items: &'a [T],
