@@ -51,12 +51,18 @@ fn stages(c: &mut Criterion) {
             })
         });
         let (p, _) = resolve::resolve(&l);
-        g.bench_function(BenchmarkId::new("lower", n), |b| b.iter(|| black_box(ir::lower(&p, &l.sources, root, "estate"))));
+        g.bench_function(BenchmarkId::new("lower", n), |b| {
+            b.iter(|| black_box(ir::lower(&p, &l.sources, root, "estate")))
+        });
         let (Some(lowered), _) = ir::lower(&p, &l.sources, root, "estate") else { return };
         g.bench_function(BenchmarkId::new("emit", n), |b| b.iter(|| black_box(backend::emit(&lowered))));
         let ms = backend::emit(&lowered);
-        g.bench_function(BenchmarkId::new("yaml", n), |b| b.iter(|| black_box(output::stream(&ms, output::Format::Yaml))));
-        g.bench_function(BenchmarkId::new("json", n), |b| b.iter(|| black_box(output::stream(&ms, output::Format::Json))));
+        g.bench_function(BenchmarkId::new("yaml", n), |b| {
+            b.iter(|| black_box(output::stream(&ms, output::Format::Yaml)))
+        });
+        g.bench_function(BenchmarkId::new("json", n), |b| {
+            b.iter(|| black_box(output::stream(&ms, output::Format::Json)))
+        });
         g.bench_function(BenchmarkId::new("check", n), |b| b.iter(|| black_box(driver::check(&fs, root).is_ok())));
         g.bench_function(BenchmarkId::new("build-yaml", n), |b| {
             b.iter(|| {

@@ -101,7 +101,8 @@ pub fn program(shape: Shape) -> Vec<(String, String)> {
                     "  gateway gw-{ns} {{\n    listener http {{ port = 80 }}\n    route \"/\" -> {}:http\n  }}\n\n",
                     workload(first)
                 ));
-                text.push_str(&format!("  allow world -> gw-{ns}:http\n\n"));
+                text.push_str(&format!("  allow world -> gw-{ns}:http\n"));
+                text.push_str(&format!("  allow gw-{ns} -> {}:http\n\n", workload(first)));
             }
             for i in first..last {
                 text.push_str(&format!(

@@ -35,7 +35,13 @@ impl Builder {
     fn span(&self, p: &P<'_>) -> Span {
         let s = p.as_span();
         let (lo, text) = (s.start(), s.as_str());
-        let mut len = text.len();
+        let mut len = text.trim_end().len();
+        // A comment runs to its line's end, so one can end the trimmed text
+        // only if its last line holds `//`; most statements need no walk.
+        let last_line = text.get(..len).map_or("", |t| t.rsplit('\n').next().unwrap_or(t));
+        if !last_line.contains("//") {
+            return Span::new(self.source, lo, lo + len);
+        }
         let comments: Vec<(usize, usize)> = p
             .clone()
             .into_inner()

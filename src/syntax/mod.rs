@@ -58,7 +58,6 @@ const STATEMENT_WORDS: &[&str] = &[
 ];
 
 pub fn parse(source: SourceId, text: &str) -> Parsed {
-    pest::set_error_detail(true);
     let mut diagnostics = Vec::new();
     if prescan(source, text, &mut diagnostics) {
         return Parsed { file: None, trivia: Trivia::default(), diagnostics };
@@ -67,7 +66,16 @@ pub fn parse(source: SourceId, text: &str) -> Parsed {
     let mut masked = text.to_string();
     let mut last_error_line = None;
     loop {
-        match ZtpParser::parse(Rule::file, &masked) {
+        // Recording every attempt for the error message costs a quarter of
+        // the parse; a text that parses needs none, so the detail is only
+        // turned on to parse a failing text again.
+        pest::set_error_detail(false);
+        let mut result = ZtpParser::parse(Rule::file, &masked);
+        if result.is_err() {
+            pest::set_error_detail(true);
+            result = ZtpParser::parse(Rule::file, &masked);
+        }
+        match result {
             Ok(pairs) => {
                 if diagnostics.is_empty() {
                     let trivia = trivia(source, text, pairs.clone());

@@ -8,6 +8,7 @@ mod diagnostics;
 mod examples;
 mod fakeapi;
 mod fmt;
+mod generated;
 mod outage;
 mod robustness;
 mod support;
