@@ -28,3 +28,4 @@ pub mod syntax;
 pub mod typeck;
 pub mod value;
 pub mod verify;
+pub mod yaml;

@@ -115,6 +115,18 @@ impl Manifest {
     }
 
     pub fn to_value(&self) -> Value {
+        let mut obj = Map::new();
+        for (k, v) in self.header() {
+            obj.insert(k.into(), v);
+        }
+        for (k, v) in &self.body {
+            obj.insert(k.clone(), v.clone());
+        }
+        Value::Object(obj)
+    }
+
+    /// `apiVersion`, `kind` and `metadata`: the fields not in `body`.
+    fn header(&self) -> [(&'static str, Value); 3] {
         let mut meta = Map::new();
         meta.insert("name".into(), json!(self.name));
         if let Some(ns) = &self.namespace {
@@ -126,14 +138,22 @@ impl Manifest {
         if !self.annotations.is_empty() {
             meta.insert("annotations".into(), json!(self.annotations));
         }
-        let mut obj = Map::new();
-        obj.insert("apiVersion".into(), json!(self.api_version));
-        obj.insert("kind".into(), json!(self.kind));
-        obj.insert("metadata".into(), Value::Object(meta));
-        for (k, v) in &self.body {
-            obj.insert(k.clone(), v.clone());
-        }
-        Value::Object(obj)
+        [("apiVersion", json!(self.api_version)), ("kind", json!(self.kind)), ("metadata", Value::Object(meta))]
+    }
+
+    /// The object as one YAML document (without `---`), the text of
+    /// `serde_yaml::to_string(&self.to_value())`, written without building
+    /// the value.
+    pub fn to_yaml(&self) -> String {
+        let header = self.header();
+        let mut entries: Vec<(&str, &Value)> = header
+            .iter()
+            .filter(|(k, _)| !self.body.contains_key(*k))
+            .map(|(k, v)| (*k, v))
+            .chain(self.body.iter().map(|(k, v)| (k.as_str(), v)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        crate::yaml::entries_to_string(&entries).unwrap_or_else(|| crate::yaml::to_string(&self.to_value()))
     }
 }
 
@@ -149,10 +169,7 @@ pub fn to_yaml(ms: &[Manifest]) -> String {
     let mut out = String::new();
     for m in ms {
         out.push_str("---\n");
-        match serde_yaml::to_string(&m.to_value()) {
-            Ok(s) => out.push_str(&s),
-            Err(e) => out.push_str(&format!("# cannot render {}: {e}\n", m.id())),
-        }
+        out.push_str(&m.to_yaml());
     }
     out
 }

@@ -151,7 +151,7 @@ fn manifest_values_yaml(values: &[serde_json::Value]) -> String {
     let mut out = String::new();
     for v in values {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(v).unwrap_or_default());
+        out.push_str(&crate::yaml::to_string(v));
     }
     out
 }

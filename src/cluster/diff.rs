@@ -68,7 +68,7 @@ pub fn content_digest(live: &Value) -> String {
 pub fn yaml(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
-        v => serde_yaml::to_string(v).unwrap_or_default(),
+        v => crate::yaml::to_string(v),
     }
 }
 
