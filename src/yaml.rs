@@ -7,10 +7,11 @@
 //! writes are block mappings and sequences of short strings, so this
 //! writer lays out the blocks itself (two-space mappings, sequences
 //! indentless under their key, `- ` items opening their first entry inline,
-//! `{}` and `[]` when empty) and writes a string plain when it is plainly a
-//! name, a path or a label. Any other scalar is handed to `serde_yaml` on
-//! its own, in the same context, and a value this writer does not lay out
-//! (a string across lines, an empty or very long key) is handed to it whole.
+//! `{}` and `[]` when empty) and decides plain or single-quoted for the
+//! one-line ASCII strings that cannot read as numbers, with libyaml's own
+//! rules. Any other scalar is handed to `serde_yaml` on its own, in the
+//! same context, and a value this writer does not lay out (a string across
+//! lines, an empty or very long key) is handed to it whole.
 //! A property test holds the two to the same bytes.
 
 use serde_json::{Map, Value};
@@ -115,64 +116,129 @@ fn write_inline(out: &mut String, v: &Value) -> Option<()> {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) if n.is_u64() || n.is_i64() => out.push_str(&n.to_string()),
-        Value::String(s) if is_plain(s) => out.push_str(s),
         Value::String(s) if s.contains(['\n', '\r']) => return None,
-        Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) => {
-            // An integer to YAML: quoted to stay a string.
-            out.push('\'');
-            out.push_str(s);
-            out.push('\'');
-        }
+        Value::String(s) => match style(s) {
+            Some(Style::Plain) => out.push_str(s),
+            Some(Style::SingleQuoted) => single_quoted(out, s),
+            None => out.push_str(&by_serde_yaml(v)?),
+        },
         Value::Object(m) if m.is_empty() => out.push_str("{}"),
         Value::Array(a) if a.is_empty() => out.push_str("[]"),
         Value::Object(_) | Value::Array(_) => return None,
-        // Floats and strings that may need quotes: as serde_yaml writes
-        // them as a mapping's value, which is the same block context.
-        _ => {
-            let mut m = Map::new();
-            m.insert("k".into(), v.clone());
-            let text = serde_yaml::to_string(&Value::Object(m)).ok()?;
-            let scalar = text.strip_prefix("k: ")?.strip_suffix('\n')?;
-            if scalar.contains('\n') {
-                return None;
-            }
-            out.push_str(scalar);
-        }
+        // Floats: as serde_yaml writes them.
+        Value::Number(_) => out.push_str(&by_serde_yaml(v)?),
     }
     Some(())
 }
 
+/// A scalar as serde_yaml writes it as a mapping's value, which is the
+/// block context every scalar here is in.
+fn by_serde_yaml(v: &Value) -> Option<String> {
+    let mut m = Map::new();
+    m.insert("k".into(), v.clone());
+    let text = serde_yaml::to_string(&Value::Object(m)).ok()?;
+    let scalar = text.strip_prefix("k: ")?.strip_suffix('\n')?;
+    (!scalar.contains('\n')).then(|| scalar.to_string())
+}
+
+fn single_quoted(out: &mut String, s: &str) {
+    out.push('\'');
+    for part in s.split_inclusive('\'') {
+        out.push_str(part);
+        if part.ends_with('\'') {
+            out.push('\'');
+        }
+    }
+    out.push('\'');
+}
+
 /// A mapping key. Keys that libyaml cannot write as simple keys (empty,
-/// over 128 characters, across lines) leave the whole value to serde_yaml.
+/// over 128 bytes, across lines) leave the whole value to serde_yaml.
 fn write_key(out: &mut String, k: &str) -> Option<()> {
     if k.is_empty() || k.len() > 128 || k.contains(['\n', '\r']) {
         return None;
     }
-    if is_plain(k) {
-        out.push_str(k);
-        return Some(());
+    match style(k) {
+        Some(Style::Plain) => out.push_str(k),
+        Some(Style::SingleQuoted) => single_quoted(out, k),
+        None => {
+            let mut m = Map::new();
+            m.insert(k.to_string(), Value::Null);
+            let text = serde_yaml::to_string(&Value::Object(m)).ok()?;
+            let key = text.strip_suffix(": null\n")?;
+            if key.contains('\n') {
+                return None;
+            }
+            out.push_str(key);
+        }
     }
-    let mut m = Map::new();
-    m.insert(k.to_string(), Value::Null);
-    let text = serde_yaml::to_string(&Value::Object(m)).ok()?;
-    let key = text.strip_suffix(": null\n")?;
-    if key.contains('\n') {
-        return None;
-    }
-    out.push_str(key);
     Some(())
 }
 
-/// Whether `s` is written plain, as serde_yaml would: a name, path, label
-/// or DNS name that starts with a letter, `_` or `/` and holds only
-/// letters, digits and `-._/`, and is none of YAML's null and bool words.
-/// (Such a string is never a number to YAML, and has no indicator that
-/// libyaml would quote.) Anything else is decided by serde_yaml.
-fn is_plain(s: &str) -> bool {
-    let Some(&first) = s.as_bytes().first() else { return false };
-    (first.is_ascii_alphabetic() || first == b'_' || first == b'/')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'/'))
-        && !matches!(s, "null" | "Null" | "NULL" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Style {
+    Plain,
+    SingleQuoted,
+}
+
+/// How serde_yaml writes a one-line string of printable ASCII, or `None`
+/// for any other string, or one that may read as a number.
+///
+/// serde_yaml quotes a string that YAML would read as something else:
+/// empty, a null or bool word, or a number — and a number starts with a
+/// digit, a sign or a dot, which are left to serde_yaml. libyaml then
+/// writes the rest plain unless an indicator or a leading or trailing
+/// space forbids it in block context, and single-quoted then.
+fn style(s: &str) -> Option<Style> {
+    let b = s.as_bytes();
+    let &first = b.first()?;
+    if !b.iter().all(|c| (b' '..=b'~').contains(c)) || matches!(first, b'0'..=b'9' | b'+' | b'-' | b'.') {
+        // All digits is an integer to YAML whatever its length.
+        return b.iter().all(u8::is_ascii_digit).then_some(Style::SingleQuoted);
+    }
+    if matches!(s, "null" | "Null" | "NULL" | "~" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE") {
+        return Some(Style::SingleQuoted);
+    }
+    Some(if block_plain_allowed(b) { Style::Plain } else { Style::SingleQuoted })
+}
+
+/// libyaml's scalar analysis, for printable ASCII on one line that does
+/// not start with `-` or `.` (so never a `---` or `...` marker).
+fn block_plain_allowed(b: &[u8]) -> bool {
+    if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
+        return false;
+    }
+    let mut preceded_by_space = true;
+    for (i, &c) in b.iter().enumerate() {
+        let followed_by_space = b.get(i + 1).is_none_or(|n| *n == b' ');
+        let indicator = if i == 0 {
+            matches!(
+                c,
+                b'#' | b','
+                    | b'['
+                    | b']'
+                    | b'{'
+                    | b'}'
+                    | b'&'
+                    | b'*'
+                    | b'!'
+                    | b'|'
+                    | b'>'
+                    | b'\''
+                    | b'"'
+                    | b'%'
+                    | b'@'
+                    | b'`'
+            ) || (matches!(c, b'?' | b':') && followed_by_space)
+        } else {
+            (c == b':' && followed_by_space) || (c == b'#' && preceded_by_space)
+        };
+        if indicator {
+            return false;
+        }
+        preceded_by_space = c == b' ';
+    }
+    true
 }
 
 #[cfg(test)]
@@ -185,12 +251,19 @@ mod tests {
         assert_eq!(to_string(v), serde_yaml::to_string(v).unwrap(), "{v}");
     }
 
+    /// Written by this module, not handed to serde_yaml whole.
+    fn direct(v: &Value) {
+        let mut out = String::new();
+        assert!(write_value(&mut out, v).is_some(), "{v}");
+        same(v);
+    }
+
     #[test]
     fn the_shapes_ztp_writes_match_serde_yaml() {
         same(&json!({}));
         same(&json!([]));
         same(&json!("plain"));
-        same(&json!({
+        direct(&json!({
             "apiVersion": "cilium.io/v2",
             "kind": "CiliumNetworkPolicy",
             "metadata": {"name": "a", "labels": {"app.kubernetes.io/managed-by": "ztp"}, "annotations": {}},
@@ -277,12 +350,13 @@ mod tests {
             (-1e6f64..1e6).prop_map(|f| json!(f)),
             "[ -~]{0,12}".prop_map(Value::String),
             "[a-z0-9:/.*' #-]{0,10}".prop_map(Value::String),
+            "[ -~]{0,3}[:#?,'\"\\[\\]{}!&*|>%@` -]{0,3}[ -~]{0,3}".prop_map(Value::String),
             "(\\PC|\n){0,6}".prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 48, 5, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map("[a-z.:/ -]{0,8}", inner, 0..4)
+                prop::collection::btree_map("[a-z.:/ -]{0,8}|[ -~]{0,6}", inner, 0..4)
                     .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })

@@ -248,23 +248,32 @@ fn next_hop(ir: &Ir, f: &Flow) -> Option<Value> {
 
 // ----------------------------------------------------------------- rules
 
+/// Peers of one rule, each under its JSON text: the text orders them (so
+/// the output does not depend on the order flows are met) and merges equal
+/// peers; the value is kept to be written out as it is.
+type Peers = BTreeMap<String, Value>;
+
+fn add_peer(peers: &mut Peers, peer: Value) {
+    peers.entry(peer.to_string()).or_insert(peer);
+}
+
 /// Rules of one direction, merged: peers with the same ports share a rule.
 #[derive(Default)]
 struct Rules {
     /// ports → peer selectors (endpoints).
-    endpoints: BTreeMap<Vec<u16>, BTreeSet<String>>,
+    endpoints: BTreeMap<Vec<u16>, Peers>,
     /// ports → entities.
     entities: BTreeMap<Vec<u16>, BTreeSet<String>>,
     /// ports → CIDR sets.
-    cidrs: BTreeMap<Vec<u16>, BTreeSet<String>>,
+    cidrs: BTreeMap<Vec<u16>, Peers>,
     /// port → DNS names (egress only).
-    fqdns: BTreeMap<u16, BTreeSet<String>>,
-    dns_names: BTreeSet<String>,
+    fqdns: BTreeMap<u16, Peers>,
+    dns_names: Peers,
 }
 
 impl Rules {
     fn endpoint(&mut self, peer: Value, ports: Vec<u16>) {
-        self.endpoints.entry(ports).or_default().insert(peer.to_string());
+        add_peer(self.endpoints.entry(ports).or_default(), peer);
     }
 
     fn is_empty(&self) -> bool {
@@ -272,8 +281,8 @@ impl Rules {
     }
 
     /// The rule list; `dir` is `"from"` or `"to"`.
-    fn render(&self, dir: &str) -> Vec<Value> {
-        let parse = |s: &String| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    fn render(self, dir: &str) -> Vec<Value> {
+        let values = |peers: Peers| Value::Array(peers.into_values().collect());
         let rule = |peer_key: String, peers: Value, ports: &[u16]| {
             let mut m = serde_json::Map::new();
             m.insert(peer_key, peers);
@@ -281,20 +290,20 @@ impl Rules {
             Value::Object(m)
         };
         let mut out = Vec::new();
-        for (ports, peers) in &self.endpoints {
-            out.push(rule(format!("{dir}Endpoints"), json!(peers.iter().map(parse).collect::<Vec<_>>()), ports));
+        for (ports, peers) in self.endpoints {
+            out.push(rule(format!("{dir}Endpoints"), values(peers), &ports));
         }
-        for (ports, ents) in &self.entities {
-            out.push(rule(format!("{dir}Entities"), json!(ents), ports));
+        for (ports, ents) in self.entities {
+            out.push(rule(format!("{dir}Entities"), json!(ents), &ports));
         }
-        for (ports, sets) in &self.cidrs {
-            out.push(rule(format!("{dir}CIDRSet"), json!(sets.iter().map(parse).collect::<Vec<_>>()), ports));
+        for (ports, sets) in self.cidrs {
+            out.push(rule(format!("{dir}CIDRSet"), values(sets), &ports));
         }
-        for (port, names) in &self.fqdns {
-            out.push(rule("toFQDNs".into(), json!(names.iter().map(parse).collect::<Vec<_>>()), &[*port]));
+        for (port, names) in self.fqdns {
+            out.push(rule("toFQDNs".into(), values(names), &[port]));
         }
         if !self.dns_names.is_empty() {
-            out.push(dns_rule(&self.dns_names.iter().map(parse).collect::<Vec<_>>()));
+            out.push(dns_rule(&self.dns_names.into_values().collect::<Vec<_>>()));
         }
         out
     }
@@ -325,12 +334,12 @@ fn egress(ir: &Ir, f: &Flow, rules: &mut Rules) {
             }
         }
         Dest::Fqdn { name, port } => {
-            let m = dns_match(name).to_string();
-            rules.fqdns.entry(*port).or_default().insert(m.clone());
-            rules.dns_names.insert(m);
+            let m = dns_match(name);
+            add_peer(rules.fqdns.entry(*port).or_default(), m.clone());
+            add_peer(&mut rules.dns_names, m);
         }
         Dest::Cidr { set, port } => {
-            rules.cidrs.entry(vec![*port]).or_default().insert(cidr_set(set).to_string());
+            add_peer(rules.cidrs.entry(vec![*port]).or_default(), cidr_set(set));
         }
     }
 }
@@ -349,7 +358,7 @@ fn ingress(ir: &Ir, f: &Flow, rules: &mut Rules) {
             rules.entities.entry(ports).or_default().insert("world".into());
         }
         Peer::Cidr(set) => {
-            rules.cidrs.entry(ports).or_default().insert(cidr_set(set).to_string());
+            add_peer(rules.cidrs.entry(ports).or_default(), cidr_set(set));
         }
         src => {
             let Some(peer) = peer_pods(ir, src) else { return };
@@ -367,7 +376,7 @@ fn ingress(ir: &Ir, f: &Flow, rules: &mut Rules) {
 fn proxy_needs(ir: &Ir, rules: &mut Rules) {
     let istiod = json!({"matchLabels": {NS_LABEL: ir.mesh.root_namespace, "app": "istiod"}});
     rules.endpoint(istiod, vec![ISTIOD_XDS_PORT]);
-    rules.dns_names.insert(json!({"matchPattern": "*"}).to_string());
+    add_peer(&mut rules.dns_names, json!({"matchPattern": "*"}));
 }
 
 fn cnp(ir: &Ir, namespace: &str, name: String, origin: &crate::ir::Origin, body: Value) -> Manifest {
@@ -387,7 +396,7 @@ fn cnp(ir: &Ir, namespace: &str, name: String, origin: &crate::ir::Origin, body:
     )
 }
 
-fn policy_body(description: String, selector: Value, ingress: &Rules, egress: &Rules) -> Option<Value> {
+fn policy_body(description: String, selector: Value, ingress: Rules, egress: Rules) -> Option<Value> {
     if ingress.is_empty() && egress.is_empty() {
         return None;
     }
@@ -440,7 +449,7 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
             inn.endpoint(gateway_pods(&wp.namespace, &wp.name), vec![HBONE_PORT]);
         }
         let desc = format!("ztp: workload {}/{}", w.namespace, w.name);
-        if let Some(body) = policy_body(desc, json!({"matchLabels": w.selector}), &inn, &eg) {
+        if let Some(body) = policy_body(desc, json!({"matchLabels": w.selector}), inn, eg) {
             out.push(cnp(ir, &w.namespace, format!("ztp-wl-{}", w.name), &w.origin, body));
         }
     }
@@ -455,7 +464,7 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
         proxy_needs(ir, &mut eg);
         let desc = format!("ztp: ingress gateway {}/{}", g.namespace, g.name);
         let selector = json!({"matchLabels": {GATEWAY_NAME_LABEL: g.name}});
-        if let Some(body) = policy_body(desc, selector, &inn, &eg) {
+        if let Some(body) = policy_body(desc, selector, inn, eg) {
             out.push(cnp(ir, &g.namespace, format!("ztp-gw-{}", g.name), &g.origin, body));
         }
     }
@@ -479,7 +488,7 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
         proxy_needs(ir, &mut eg);
         let desc = format!("ztp: waypoint {}/{}", wp.namespace, wp.name);
         let selector = json!({"matchLabels": {GATEWAY_NAME_LABEL: wp.name}});
-        if let Some(body) = policy_body(desc, selector, &inn, &eg) {
+        if let Some(body) = policy_body(desc, selector, inn, eg) {
             out.push(cnp(ir, &wp.namespace, format!("ztp-wp-{}", wp.name), &wp.origin, body));
         }
     }
@@ -511,7 +520,7 @@ fn namespace_sources(ir: &Ir) -> Vec<Manifest> {
         };
         let exprs = except_expressions(ir, &except);
         let selector = if exprs.is_empty() { json!({}) } else { json!({"matchExpressions": exprs}) };
-        if let Some(body) = policy_body(desc, selector, &Rules::default(), &eg) {
+        if let Some(body) = policy_body(desc, selector, Rules::default(), eg) {
             out.push(cnp(ir, &ns, name, &origin, body));
         }
     }
