@@ -70,6 +70,28 @@ pub enum Ownership {
     LabelsOnly,
 }
 
+/// An object's fields but `apiVersion`, `kind` and `metadata`, kept as
+/// compact JSON text. A policy is a tree of many small maps, which in
+/// memory costs some twenty times its text; a large estate holds tens of
+/// thousands of objects from emit until they are written, so each keeps
+/// its text and is read back into a value one at a time when needed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Body(Box<str>);
+
+impl Body {
+    pub fn new(fields: &Map<String, Value>) -> Body {
+        Body(serde_json::to_string(fields).unwrap_or_default().into_boxed_str())
+    }
+
+    /// The fields as a map (empty for an empty body).
+    pub fn fields(&self) -> Map<String, Value> {
+        if self.0.is_empty() {
+            return Map::new();
+        }
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Manifest {
     pub layer: Layer,
@@ -83,7 +105,7 @@ pub struct Manifest {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     /// Every top-level field but `apiVersion`, `kind` and `metadata`.
-    pub body: Map<String, Value>,
+    pub body: Body,
     pub ownership: Ownership,
 }
 
@@ -119,8 +141,8 @@ impl Manifest {
         for (k, v) in self.header() {
             obj.insert(k.into(), v);
         }
-        for (k, v) in &self.body {
-            obj.insert(k.clone(), v.clone());
+        for (k, v) in self.body.fields() {
+            obj.insert(k, v);
         }
         Value::Object(obj)
     }
@@ -146,11 +168,12 @@ impl Manifest {
     /// the value.
     pub fn to_yaml(&self) -> String {
         let header = self.header();
+        let body = self.body.fields();
         let mut entries: Vec<(&str, &Value)> = header
             .iter()
-            .filter(|(k, _)| !self.body.contains_key(*k))
+            .filter(|(k, _)| !body.contains_key(*k))
             .map(|(k, v)| (*k, v))
-            .chain(self.body.iter().map(|(k, v)| (k.as_str(), v)))
+            .chain(body.iter().map(|(k, v)| (k.as_str(), v)))
             .collect();
         entries.sort_by(|a, b| a.0.cmp(b.0));
         crate::yaml::entries_to_string(&entries).unwrap_or_else(|| crate::yaml::to_string(&self.to_value()))

@@ -71,7 +71,7 @@ mod tests {
     fn namespaces_are_labelled_not_owned() {
         let ms = namespaces(&ir_of("namespace b {}\nnamespace a {}"));
         assert_eq!(ms.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert!(ms.iter().all(|m| m.ownership == Ownership::LabelsOnly && m.body.is_empty()));
+        assert!(ms.iter().all(|m| m.ownership == Ownership::LabelsOnly && m.body.fields().is_empty()));
         assert_eq!(ms[0].labels, BTreeMap::from([("istio.io/dataplane-mode".to_string(), "ambient".to_string())]));
     }
 

@@ -97,7 +97,7 @@ fn manifest(m: Meta<'_>, labels: BTreeMap<String, String>, body: Map<String, Val
         name: m.name,
         labels,
         annotations: BTreeMap::from([(SOURCE.to_string(), m.origin.0.clone())]),
-        body,
+        body: crate::manifest::Body::new(&body),
         ownership,
     }
 }
