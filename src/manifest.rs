@@ -4,7 +4,8 @@
 //! Backends build them; [`sort`] puts them in apply order (layer, step,
 //! kind, namespace, name); [`to_yaml`] and [`to_json`] render them. Maps are
 //! `serde_json` maps (sorted by key), so the same objects always give the
-//! same bytes.
+//! same bytes. An object's body is held as compact JSON text ([`Body`])
+//! and read back into a value only while it is rendered or compared.
 
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -75,6 +76,12 @@ pub enum Ownership {
 /// memory costs some twenty times its text; a large estate holds tens of
 /// thousands of objects from emit until they are written, so each keeps
 /// its text and is read back into a value one at a time when needed.
+///
+/// The text is only ever written by [`Body::new`], from a map: a map of
+/// JSON values always serializes, and serde_json reads its own output back
+/// to an equal map (integers, strings and shortest-round-trip floats), so
+/// neither fallback below is reached. Equal bodies have equal text, as
+/// the map's keys are sorted.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Body(Box<str>);
 
@@ -83,7 +90,8 @@ impl Body {
         Body(serde_json::to_string(fields).unwrap_or_default().into_boxed_str())
     }
 
-    /// The fields as a map (empty for an empty body).
+    /// The fields as a map (a fresh one on every call: callers that need
+    /// them more than once keep the result).
     pub fn fields(&self) -> Map<String, Value> {
         if self.0.is_empty() {
             return Map::new();
