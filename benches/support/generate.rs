@@ -22,11 +22,14 @@ pub struct Shape {
     pub workloads: usize,
     /// `expect` lines, spread evenly over the workloads; half allow, half deny.
     pub expectations: usize,
+    /// Every this many workloads, one serves `http` on 8081 instead of
+    /// 8080 (0: none): a small change to plan against the original.
+    pub moved_ports: usize,
 }
 
 impl Shape {
     pub fn new(workloads: usize) -> Shape {
-        Shape { workloads, expectations: 0 }
+        Shape { workloads, expectations: 0, moved_ports: 0 }
     }
 
     pub fn namespaces(&self) -> usize {
@@ -105,8 +108,9 @@ pub fn program(shape: Shape) -> Vec<(String, String)> {
                 text.push_str(&format!("  allow gw-{ns} -> {}:http\n\n", workload(first)));
             }
             for i in first..last {
+                let http = if shape.moved_ports > 0 && i % shape.moved_ports == 3 { 8081 } else { 8080 };
                 text.push_str(&format!(
-                    "  workload {} {{\n    service_account = \"{}\"\n    selector {{ app = \"{}\" }}\n    port http {{ number = 8080, protocol = http }}\n    port metrics {{ number = 9090, protocol = http }}\n  }}\n",
+                    "  workload {} {{\n    service_account = \"{}\"\n    selector {{ app = \"{}\" }}\n    port http {{ number = {http}, protocol = http }}\n    port metrics {{ number = 9090, protocol = http }}\n  }}\n",
                     workload(i),
                     workload(i),
                     workload(i)

@@ -252,14 +252,40 @@ impl Cluster {
         .await
     }
 
-    /// One LIST by label selector, in one namespace (or cluster-wide for a
-    /// cluster-scoped kind).
+    /// One LIST, by label selector (`""`: everything), in one namespace
+    /// (or cluster-wide for a cluster-scoped kind).
+    ///
+    /// The answer is read straight into JSON values, without a typed
+    /// detour, and each item gets its `apiVersion` and `kind`: an API
+    /// server leaves them off the items of a built-in kind's list.
     pub async fn list(&self, r: &Resource, namespace: Option<&str>, selector: &str) -> Result<Vec<Value>, Error> {
         let api = self.api(r, namespace);
-        let params = ListParams::default().labels(selector);
+        let mut params = ListParams::default();
+        if !selector.is_empty() {
+            params = params.labels(selector);
+        }
+        let (api_version, kind) = (r.api.api_version.as_str(), r.api.kind.as_str());
         self.retry(|| async {
-            let list = api.list(&params).await?;
-            Ok(list.items.into_iter().map(to_value).collect())
+            let mut request = kube::core::Request::new(api.resource_url())
+                .list(&params)
+                .map_err(|e| Error::Transport(e.to_string()))?;
+            request.extensions_mut().insert("list");
+            let mut list: Value = self.client.request(request).await?;
+            let items = match list.get_mut("items").map(Value::take) {
+                Some(Value::Array(items)) => items,
+                Some(Value::Null) | None => Vec::new(),
+                Some(_) => return Err(Error::Transport("unreadable answer: a list whose items are not a list".into())),
+            };
+            Ok(items
+                .into_iter()
+                .map(|mut item| {
+                    if let Some(o) = item.as_object_mut() {
+                        o.entry("apiVersion").or_insert_with(|| Value::from(api_version));
+                        o.entry("kind").or_insert_with(|| Value::from(kind));
+                    }
+                    item
+                })
+                .collect())
         })
         .await
     }

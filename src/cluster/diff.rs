@@ -33,7 +33,11 @@ pub fn unchanged(desired: &Value, live: &Value) -> bool {
 /// uid, generation, creationTimestamp, status and kubectl's
 /// last-applied-configuration. Empty metadata maps left behind go too.
 pub fn strip(v: &Value) -> Value {
-    let mut v = v.clone();
+    strip_owned(v.clone())
+}
+
+/// [`strip`], taking the object.
+pub fn strip_owned(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.remove("status");
         if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -54,14 +58,16 @@ pub fn strip(v: &Value) -> Value {
 /// The digest of a live object's content: everything but status,
 /// managedFields, resourceVersion and generation (which status writes and
 /// no-op applies change). A saved plan records it to detect drift.
+///
+/// uid and creationTimestamp are identity, not content, and [`strip`]
+/// takes them off too; a saved plan records the uid separately.
 pub fn content_digest(live: &Value) -> String {
-    let mut v = strip(live);
-    // uid and creationTimestamp are identity, not content; a saved plan
-    // records the uid separately.
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("uid");
-    }
-    super::applyset::digest(&v)
+    stripped_digest(&strip(live))
+}
+
+/// [`content_digest`] of an object already [`strip`]ped.
+pub fn stripped_digest(stripped: &Value) -> String {
+    super::applyset::digest(stripped)
 }
 
 /// YAML text of a value for diffing (`{}` for nothing).

@@ -2,9 +2,10 @@
 //!
 //! [`compute`] runs preflight (the kinds are served, the parent is ztp's,
 //! the Services ztp labels exist), reads the live members with one
-//! label-selected LIST per group-kind × namespace (concurrently) and one GET
-//! per would-be create, decides per object with the request-free unchanged
-//! test, and dry-runs only what changes. [`render`] prints it the way
+//! LIST per kind × namespace (concurrently, no label selector: members and
+//! the objects of names ztp would take come in one answer), decides per
+//! object with the request-free unchanged test, and dry-runs only what
+//! changes. [`render`] prints it the way
 //! `terraform plan` does; [`to_json`] is the same for machines.
 
 use super::applyset::{self, PART_OF_LABEL, Parent, Record};
@@ -247,6 +248,10 @@ fn labelled_id(kind: &str, namespace: Option<&str>, name: &str) -> String {
     }
 }
 
+/// A namespaced kind the stack has in more namespaces than this is listed
+/// cluster-wide, in one request, instead of once per namespace.
+const WIDE_LIST_NAMESPACES: usize = 16;
+
 /// Reads the cluster and decides every object's action.
 pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let secret = resource(kinds, "v1", "Secret")?;
@@ -270,55 +275,114 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
         }
     }
 
-    // Live members: one LIST per group-kind × namespace, concurrently.
-    let selector = format!("{PART_OF_LABEL}={}", i.parent.id);
+    // The live objects: one LIST per kind and namespace, concurrently, and
+    // no label selector, so one answer holds both the stack's members and
+    // any object of a name ztp would create or label; no per-object GETs.
+    // A kind the stack has in many namespaces is listed once cluster-wide
+    // instead, and per namespace only if that is forbidden.
+    let mut scopes: BTreeMap<(&'static str, &'static str), BTreeSet<Option<String>>> = BTreeMap::new();
     let wide = old.union(&new);
-    let mut lists = tokio::task::JoinSet::new();
-    let limit = Arc::new(tokio::sync::Semaphore::new(8));
     for gk in &wide.group_kinds {
         let Some((v, k)) = kind_of_group_kind(gk) else {
             return Err(PlanError::Preflight(format!(
                 "the ApplySet parent records `{gk}`, a kind this ztp does not know: was it written by a newer ztp?"
             )));
         };
-        let r = resource(kinds, v, k)?.clone();
-        let namespaces: Vec<Option<String>> =
-            if r.namespaced { wide.namespaces.iter().cloned().map(Some).collect() } else { vec![None] };
-        for ns in namespaces {
-            let (c, r, sel, limit) = (cluster.clone(), r.clone(), selector.clone(), limit.clone());
-            lists.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                c.list(&r, ns.as_deref(), &sel).await.map(|items| (v, k, items))
-            });
+        let namespaced = resource(kinds, v, k)?.namespaced;
+        let of_kind = scopes.entry((v, k)).or_default();
+        if namespaced {
+            of_kind.extend(wide.namespaces.iter().cloned().map(Some));
+        } else {
+            of_kind.insert(None);
         }
     }
-    let mut live: BTreeMap<(String, Option<String>, String), (&'static str, Value)> = BTreeMap::new();
-    while let Some(joined) = lists.join_next().await {
-        let (v, _k, items) = joined.map_err(|e| PlanError::Preflight(format!("internal error: {e}")))??;
+    for d in desired.iter().filter(|d| d.labels_only) {
+        let Some(&(v, k, _)) = KINDS.iter().find(|(v, k, _)| *v == d.api_version && *k == d.kind) else {
+            return Err(PlanError::Preflight(format!("ztp does not know the kind {} {}", d.api_version, d.kind)));
+        };
+        let namespace = if resource(kinds, v, k)?.namespaced { d.namespace.clone() } else { None };
+        scopes.entry((v, k)).or_default().insert(namespace);
+    }
+    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    let list = |v: &'static str, k: &'static str, ns: Option<String>| {
+        let (c, r, limit) = (cluster.clone(), resource(kinds, v, k).cloned(), limit.clone());
+        async move {
+            let _permit = limit.acquire_owned().await;
+            let items = match r {
+                Ok(r) => c.list(&r, ns.as_deref(), "").await.map_err(PlanError::from),
+                Err(e) => Err(e),
+            };
+            (v, k, items)
+        }
+    };
+    let joined =
+        |j: Result<_, tokio::task::JoinError>| j.map_err(|e| PlanError::Preflight(format!("internal error: {e}")));
+    let mut lists = tokio::task::JoinSet::new();
+    let mut narrow = Vec::new();
+    for ((v, k), namespaces) in &scopes {
+        if namespaces.len() > WIDE_LIST_NAMESPACES {
+            lists.spawn(list(v, k, None));
+        } else {
+            narrow.extend(namespaces.iter().map(|ns| (*v, *k, ns.clone())));
+        }
+    }
+    let mut found: Vec<(&'static str, &'static str, Vec<Value>)> = Vec::new();
+    while let Some(j) = lists.join_next().await {
+        let (v, k, items) = joined(j)?;
+        let namespaces = scopes.get(&(v, k));
+        match items {
+            Ok(items) => {
+                let inside =
+                    |o: &Value| namespaces.is_some_and(|n| n.contains(&meta_str(o, "namespace").map(str::to_string)));
+                found.push((v, k, items.into_iter().filter(inside).collect()));
+            }
+            // Not allowed cluster-wide: this kind namespace by namespace.
+            Err(PlanError::Cluster(e)) if e.code() == Some(403) => {
+                narrow.extend(namespaces.into_iter().flatten().map(|ns| (v, k, ns.clone())));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for (v, k, ns) in narrow {
+        lists.spawn(list(v, k, ns));
+    }
+    while let Some(j) = lists.join_next().await {
+        let (v, k, items) = joined(j)?;
+        found.push((v, k, items?));
+    }
+
+    // Members by (kind, namespace, name), with their apiVersion; the rest
+    // of what the LISTs found, for the names ztp would take. Each is taken
+    // out as it is planned: the members left over are the deletes.
+    let mut live: BTreeMap<(String, Option<String>, String), (&'static str, Live)> = BTreeMap::new();
+    let mut others: BTreeMap<(String, Option<String>, String), Live> = BTreeMap::new();
+    for (v, kind, items) in found {
         for item in items {
-            let kind = item.get("kind").and_then(Value::as_str).unwrap_or(_k).to_string();
-            let k = key(&kind, meta_str(&item, "namespace"), meta_str(&item, "name").unwrap_or_default());
-            live.insert(k, (v, item));
+            let k = key(kind, meta_str(&item, "namespace"), meta_str(&item, "name").unwrap_or_default());
+            let member = at(&item, &["metadata", "labels", PART_OF_LABEL]).as_str() == Some(i.parent.id.as_str());
+            if member {
+                live.insert(k, (v, Live::of(item)));
+            } else {
+                others.insert(k, Live::of(item));
+            }
         }
     }
 
     let mut changes = Vec::new();
     let mut foreign = Vec::new();
     let mut missing_services = Vec::new();
-    let mut seen = BTreeSet::new();
     let mut created_namespaces = BTreeSet::new();
     for d in &desired {
         let k = key(&d.kind, d.namespace.as_deref(), &d.name);
-        seen.insert(k.clone());
         let r = resource(kinds, &d.api_version, &d.kind)?;
-        let current = match live.get(&k) {
-            Some((_, v)) => Some(v.clone()),
+        let current = match live.remove(&k) {
+            Some((_, v)) => Some(v),
             None => {
-                let got = cluster.get(r, d.namespace.as_deref(), &d.name).await?;
+                let got = others.remove(&k);
                 if let Some(g) = &got
                     && !d.labels_only
                 {
-                    let owner = at(g, &["metadata", "labels", PART_OF_LABEL]).as_str();
+                    let owner = at(&g.content, &["metadata", "labels", PART_OF_LABEL]).as_str();
                     let what = match owner {
                         Some(o) => format!("it belongs to another ApplySet ({o})"),
                         None => "it is not part of any ApplySet".to_string(),
@@ -335,7 +399,7 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             missing_services.push(format!("  Service {}", ns_name(d.namespace.as_deref(), &d.name)));
             continue;
         }
-        let mut c = change(d, current.as_ref());
+        let mut c = change(d, current);
         if c.kind == "Namespace" && c.action == Action::Create {
             created_namespaces.insert(c.name.clone());
         }
@@ -363,24 +427,21 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
     }
 
     // Members no longer desired are deleted.
-    for (k, (v, obj)) in &live {
-        if seen.contains(k) {
-            continue;
-        }
+    for (k, (v, obj)) in live {
         let wave = wave_of(&k.0);
         changes.push(Change {
             action: Action::Delete,
             api_version: v.to_string(),
-            kind: k.0.clone(),
-            namespace: k.1.clone(),
-            name: k.2.clone(),
+            kind: k.0,
+            namespace: k.1,
+            name: k.2,
             wave,
             labels_only: false,
             desired: None,
-            uid: meta_str(obj, "uid").map(str::to_string),
-            resource_version: meta_str(obj, "resourceVersion").map(str::to_string),
-            live_digest: Some(diff::content_digest(obj)),
-            before: diff::strip(obj),
+            live_digest: Some(diff::stripped_digest(&obj.content)),
+            uid: obj.uid,
+            resource_version: obj.resource_version,
+            before: obj.content,
             after: Value::Null,
             conflicts: Vec::new(),
             widen: None,
@@ -467,12 +528,43 @@ fn labels_view(v: &Value) -> Value {
     json!({ "metadata": { "labels": at(v, &["metadata", "labels"]) } })
 }
 
-fn change(d: &Desired, live: Option<&Value>) -> Change {
-    let action = match live {
+/// A live object as planning reads it: its identity, and its content
+/// [`diff::strip`]ped of what the server owns, which is what the unchanged
+/// test, the diff and the drift digest all read.
+struct Live {
+    uid: Option<String>,
+    resource_version: Option<String>,
+    content: Value,
+}
+
+impl Live {
+    fn of(v: Value) -> Live {
+        Live {
+            uid: meta_str(&v, "uid").map(str::to_string),
+            resource_version: meta_str(&v, "resourceVersion").map(str::to_string),
+            content: diff::strip_owned(v),
+        }
+    }
+}
+
+fn change(d: &Desired, live: Option<Live>) -> Change {
+    let action = match &live {
         None => Action::Create,
-        Some(l) if d.labels_only && diff::is_subset(&d.object, l) => Action::Unchanged,
-        Some(l) if !d.labels_only && diff::unchanged(&d.object, l) => Action::Unchanged,
+        Some(l) if d.labels_only && diff::is_subset(&d.object, &l.content) => Action::Unchanged,
+        Some(l) if !d.labels_only && diff::unchanged(&d.object, &l.content) => Action::Unchanged,
         Some(_) => Action::Update,
+    };
+    let widen = match (action, &live) {
+        (Action::Update, Some(l)) => widened(&d.object, &l.content),
+        _ => None,
+    };
+    let (uid, resource_version, live_digest, before) = match live {
+        Some(l) => {
+            let digest = diff::stripped_digest(&l.content);
+            let before = if d.labels_only { labels_view(&l.content) } else { l.content };
+            (l.uid, l.resource_version, Some(digest), before)
+        }
+        None => (None, None, None, Value::Null),
     };
     Change {
         action,
@@ -482,21 +574,16 @@ fn change(d: &Desired, live: Option<&Value>) -> Change {
         name: d.name.clone(),
         wave: d.wave,
         labels_only: d.labels_only,
-        desired: Some(d.object.clone()),
-        uid: live.and_then(|l| meta_str(l, "uid")).map(str::to_string),
-        resource_version: live.and_then(|l| meta_str(l, "resourceVersion")).map(str::to_string),
-        live_digest: live.map(diff::content_digest),
-        before: match live {
-            Some(l) if d.labels_only => labels_view(l),
-            Some(l) => diff::strip(l),
-            None => Value::Null,
-        },
+        // An owned object that stays as it is is not written: its body
+        // would be a second copy of the desired object for nothing.
+        desired: (action != Action::Unchanged || d.labels_only).then(|| d.object.clone()),
+        uid,
+        resource_version,
+        live_digest,
+        before,
         after: Value::Null,
         conflicts: Vec::new(),
-        widen: match (action, live) {
-            (Action::Update, Some(l)) => widened(&d.object, l),
-            _ => None,
-        },
+        widen,
     }
 }
 

@@ -108,6 +108,17 @@ fn assert_applied(fake: &FakeKube, objects: &[Value]) {
     }
 }
 
+/// Whether a GET of `path` is a LIST: a collection, cluster-wide
+/// (`/apis/g/v/plural`) or in a namespace (`…/namespaces/ns/plural`).
+fn is_list(path: &str) -> bool {
+    let rest = match path.strip_prefix("/api/v1/") {
+        Some(rest) => rest,
+        None => path.strip_prefix("/apis/").and_then(|p| p.splitn(3, '/').nth(2)).unwrap_or(""),
+    };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    segments.len() == 1 || (segments.len() == 3 && segments.first() == Some(&"namespaces"))
+}
+
 fn dry_runs(log: &[Logged]) -> usize {
     log.iter().filter(|l| l.is_dry_run()).count()
 }
@@ -189,7 +200,7 @@ fn first_apply_creates_everything_and_the_next_plan_is_quiet() {
             writes(&log).iter().map(|l| &l.path).collect::<Vec<_>>()
         );
         // LISTs per group-kind × namespace, plus discovery and the parent.
-        let lists = log.iter().filter(|l| l.method == "GET" && l.query.contains("labelSelector")).count();
+        let lists = log.iter().filter(|l| l.method == "GET" && is_list(&l.path)).count();
         let kinds: BTreeSet<&str> =
             objects.iter().filter(|o| !labels_only(o)).map(|o| o["kind"].as_str().unwrap()).collect();
         let namespaces: BTreeSet<&str> = objects.iter().filter_map(|o| o["metadata"]["namespace"].as_str()).collect();
@@ -886,4 +897,74 @@ mod library {
             assert!(fake.get("cilium.io/v2", "CiliumNetworkPolicy", Some("demo"), "ztp-wl-postgres").is_some());
         });
     }
+}
+
+/// A generated estate across 24 namespaces (more than ztp lists one by
+/// one): a no-op plan lists each kind once cluster-wide and dry-runs
+/// nothing; a change dry-runs exactly the objects it changes; where the
+/// cluster forbids listing a kind cluster-wide, that kind is listed per
+/// namespace and the plan is the same.
+#[test]
+fn a_wide_estate_is_listed_per_kind_and_dry_runs_only_what_changes() {
+    use crate::generated::generate::{Shape, write};
+    let dir = std::env::temp_dir().join(format!("ztp-wide-{}", std::process::id())).join("estate");
+    let _ = std::fs::remove_dir_all(&dir);
+    write(Shape::new(480), &dir).unwrap();
+    let fake = FakeKube::builder().controller_delay(Duration::from_millis(1)).start();
+    let before = built_objects(&dir);
+    seed_services(&fake, &before);
+    let path = dir.to_str().unwrap();
+    let o = ztp(&fake, &["apply", "--auto-approve", path], None);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+
+    fake.clear_log();
+    let o = ztp(&fake, &["plan", "--detailed-exitcode", path], None);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let log = fake.requests();
+    let kinds: BTreeSet<&str> = before.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    let lists = log.iter().filter(|l| l.method == "GET" && is_list(&l.path)).count();
+    assert_eq!(dry_runs(&log), 0);
+    assert!(lists <= kinds.len(), "{lists} LISTs for {} kinds", kinds.len());
+    assert!(log.len() <= lists + 40, "{} requests", log.len());
+
+    // Every 40th workload serves http on another port.
+    write(Shape { moved_ports: 40, ..Shape::new(480) }, &dir).unwrap();
+    let after = built_objects(&dir);
+    let key = |o: &Value| format!("{}/{}/{}", o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]);
+    let old: BTreeMap<String, &Value> = before.iter().map(|o| (key(o), o)).collect();
+    let changed: BTreeSet<String> = after.iter().filter(|o| old.get(&key(o)) != Some(o)).map(key).collect();
+    assert!(!changed.is_empty() && changed.len() < after.len() / 20, "{} changed", changed.len());
+    fake.clear_log();
+    let o = ztp(&fake, &["plan", "--detailed-exitcode", "--json", path], None);
+    assert_eq!(code(&o), 2, "{}", show(&o));
+    let log = fake.requests();
+    assert_eq!(dry_runs(&log), changed.len(), "one dry-run per changed object");
+    let plan: Value = serde_json::from_str(&out(&o)).unwrap();
+    let updated: BTreeSet<String> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "update")
+        .map(|c| format!("{}/{}/{}", c["kind"], c["namespace"], c["name"]))
+        .collect();
+    assert_eq!(updated, changed);
+
+    // Listing policies cluster-wide is forbidden: per namespace instead.
+    fake.fault(Fault::at("GET", "/apis/cilium.io/v2/ciliumnetworkpolicies", 0, FaultAction::Status(403)));
+    fake.clear_log();
+    let o2 = ztp(&fake, &["plan", "--detailed-exitcode", "--json", path], None);
+    assert_eq!(code(&o2), 2, "{}", show(&o2));
+    assert_eq!(out(&o2), out(&o), "the same plan either way");
+    let log = fake.requests();
+    // The stack's namespaces: its owned objects' and its parent's.
+    let mut namespaces: BTreeSet<&str> =
+        after.iter().filter(|o| !labels_only(o)).filter_map(|o| o["metadata"]["namespace"].as_str()).collect();
+    namespaces.insert("istio-system");
+    let per_namespace = log
+        .iter()
+        .filter(|l| l.method == "GET" && is_list(&l.path) && l.path.ends_with("/ciliumnetworkpolicies"))
+        .filter(|l| l.path.contains("/namespaces/"))
+        .count();
+    assert_eq!(per_namespace, namespaces.len());
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }

@@ -288,6 +288,18 @@ impl FakeKube {
         self.state.lock().unwrap().objects.values().map(render).collect()
     }
 
+    /// Stores each of `objs` as [`FakeKube::put`] does, reconciling once.
+    pub fn put_all(&self, objs: Vec<Value>) {
+        let mut s = self.state.lock().unwrap();
+        for obj in objs {
+            let key = key_of(&obj);
+            s.objects.remove(&key);
+            s.insert_new(obj, "test-setup");
+        }
+        s.reconcile_bindings();
+        s.events.clear();
+    }
+
     /// Stores `obj` as it is (a test's setup), replacing any object of its name.
     pub fn put(&self, obj: Value) {
         let mut s = self.state.lock().unwrap();
@@ -689,7 +701,7 @@ impl State {
             }
         }
         if key.1 == "Service" || key.1 == "Gateway" {
-            self.reconcile_bindings();
+            self.reconcile_bindings_in(key.2.clone().as_deref());
         }
     }
 
@@ -751,30 +763,39 @@ impl State {
         }
         self.event(key);
         self.event(&dep_key);
-        self.reconcile_bindings();
+        self.reconcile_bindings_in(key.2.clone().as_deref());
         self.flush_events();
     }
 
     /// istiod: a Service labelled `istio.io/use-waypoint: W` is bound once
     /// waypoint W is Programmed.
     fn reconcile_bindings(&mut self) {
-        let programmed: BTreeSet<(Option<String>, String)> = self
-            .objects
-            .iter()
-            .filter(|(k, s)| {
-                k.1 == "Gateway"
-                    && s.value["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter().any(|c| {
-                            c["type"] == "Programmed"
-                                && c["status"] == "True"
-                                && c["observedGeneration"] == s.value["metadata"]["generation"]
-                        })
+        self.reconcile_bindings_in(None);
+    }
+
+    /// [`State::reconcile_bindings`] for the Services of one namespace
+    /// (`None`: all), reading only that namespace's Gateways.
+    fn reconcile_bindings_in(&mut self, namespace: Option<&str>) {
+        let gateway_kinds = KINDS.iter().filter(|k| k.1 == "Gateway").map(|k| k.0);
+        let programmed: BTreeSet<(Option<String>, String)> = gateway_kinds
+            .flat_map(|v| of_kind(&self.objects, v, "Gateway", namespace))
+            .filter(|(_, s)| {
+                s.value["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c["type"] == "Programmed"
+                            && c["status"] == "True"
+                            && c["observedGeneration"] == s.value["metadata"]["generation"]
                     })
+                })
             })
             .map(|(k, _)| (k.2.clone(), k.3.clone()))
             .collect();
         let mut bumps = Vec::new();
-        for (k, s) in self.objects.iter_mut().filter(|(k, _)| k.1 == "Service") {
+        let start = ("v1".to_string(), "Service".to_string(), namespace.map(str::to_string), String::new());
+        let services = self.objects.range_mut(start..).take_while(|(k, _)| {
+            k.0 == "v1" && k.1 == "Service" && (namespace.is_none() || k.2.as_deref() == namespace)
+        });
+        for (k, s) in services {
             let wp = s.value["metadata"]["labels"]["istio.io/use-waypoint"].as_str().map(str::to_string);
             let bound = wp.as_ref().is_some_and(|w| programmed.contains(&(k.2.clone(), w.clone())));
             let mut conditions: Vec<Value> = s.value["status"]["conditions"]
@@ -915,17 +936,22 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
     };
     logged.status = code;
     logged.response = v.to_string();
+    let answer = respond_text(code, logged.response.clone());
     let mut s = state.lock().unwrap();
     s.log.push(logged);
     s.flush_events();
-    Ok(respond(code, &v))
+    Ok(answer)
 }
 
 fn respond(code: u16, v: &Value) -> Response<Full<Bytes>> {
+    respond_text(code, v.to_string())
+}
+
+fn respond_text(code: u16, text: String) -> Response<Full<Bytes>> {
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(v.to_string())))
+        .body(Full::new(Bytes::from(text)))
         .unwrap()
 }
 
@@ -1303,14 +1329,24 @@ fn selects(reqs: &[Req], labels: &Value) -> bool {
     })
 }
 
+/// The stored objects of one kind in one namespace (`None`: everywhere),
+/// read as a range of the map the way an API server reads its index.
+fn of_kind<'a>(
+    objects: &'a BTreeMap<Key, Stored>,
+    api_version: &'a str,
+    kind: &'a str,
+    namespace: Option<&'a str>,
+) -> impl Iterator<Item = (&'a Key, &'a Stored)> + 'a {
+    let start = (api_version.to_string(), kind.to_string(), namespace.map(str::to_string), String::new());
+    objects.range(start..).take_while(move |(k, _)| {
+        k.0 == api_version && k.1 == kind && (namespace.is_none() || k.2.as_deref() == namespace)
+    })
+}
+
 fn list(s: &State, api_version: &str, kind: &str, namespace: Option<&str>, query: &str) -> (u16, Value) {
     let reqs = parse_selector(&param(query, "labelSelector").unwrap_or_default());
     let name = param(query, "fieldSelector").and_then(|f| f.strip_prefix("metadata.name=").map(str::to_string));
-    let items: Vec<Value> = s
-        .objects
-        .iter()
-        .filter(|(k, _)| k.0 == api_version && k.1 == kind)
-        .filter(|(k, _)| namespace.is_none() || k.2.as_deref() == namespace)
+    let items: Vec<Value> = of_kind(&s.objects, api_version, kind, namespace)
         .filter(|(k, _)| name.as_ref().is_none_or(|n| *n == k.3))
         .filter(|(_, o)| selects(&reqs, &o.value["metadata"]["labels"]))
         .map(|(_, o)| render(o))

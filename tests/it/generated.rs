@@ -3,7 +3,7 @@
 //! their expectations hold and their build is the same bytes every time.
 
 #[path = "../../benches/support/generate.rs"]
-mod generate;
+pub mod generate;
 
 use std::path::Path;
 use ztp::resolve::load::MemoryFs;

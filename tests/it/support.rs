@@ -106,19 +106,22 @@ pub fn built_objects(path: &Path) -> Vec<serde_json::Value> {
 /// program labels, their Namespaces, and kube-dns.
 pub fn seed_services(fake: &crate::fakeapi::FakeKube, objects: &[serde_json::Value]) {
     use serde_json::json;
+    let mut seed = Vec::new();
+    let mut namespaces = std::collections::BTreeSet::new();
     for o in objects.iter().filter(|o| o["kind"] == "Service") {
         let ns = o["metadata"]["namespace"].as_str().unwrap();
-        if fake.get("v1", "Namespace", None, ns).is_none() {
-            fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        if fake.get("v1", "Namespace", None, ns).is_none() && namespaces.insert(ns) {
+            seed.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         }
-        fake.put(json!({
+        seed.push(json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": o["metadata"]["name"], "namespace": ns, "labels": {"app": o["metadata"]["name"]}},
             "spec": {"selector": {"app": o["metadata"]["name"]}, "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}]},
         }));
     }
-    fake.put(
+    seed.push(
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"},
         "spec": {"ports": [{"port": 53, "protocol": "UDP"}]}}),
     );
+    fake.put_all(seed);
 }
