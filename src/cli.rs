@@ -550,7 +550,13 @@ fn build(path: Option<PathBuf>, o: BuildOptions, message_format: MessageFormat, 
             eprintln!("error: `--annotate-waves flux` writes a directory per wave; give `-o DIR`");
             return ExitCode::from(2);
         }
-        write_out(&output::stream(&manifests, format));
+        // A closed pipe (`ztp build -o - | head`) is not an error.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let _ = output::write_stream(&manifests, format, &mut out).and_then(|()| out.flush());
+        // The process ends here: freeing every object one by one would only
+        // add time to it.
+        std::mem::forget(manifests);
+        std::mem::forget(built.checked);
         return ExitCode::SUCCESS;
     }
     let stack = checked.ir.as_ref().map_or("ztp", |ir| ir.stack.as_str());

@@ -61,6 +61,21 @@ pub fn stream(ms: &[Manifest], format: Format) -> String {
     format.render(ms)
 }
 
+/// [`stream`], written to `w` as it is made: YAML one object at a time, so
+/// the whole text is never held at once.
+pub fn write_stream(ms: &[Manifest], format: Format, w: &mut impl std::io::Write) -> std::io::Result<()> {
+    match format {
+        Format::Yaml => {
+            for m in ms {
+                w.write_all(b"---\n")?;
+                w.write_all(m.to_yaml().as_bytes())?;
+            }
+            Ok(())
+        }
+        Format::Json => w.write_all(format.render(ms).as_bytes()),
+    }
+}
+
 /// The files of a build, by relative path, in order.
 pub fn files(ms: &[Manifest], format: Format, waves: &Waves, stack: &str) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
