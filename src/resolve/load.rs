@@ -96,6 +96,26 @@ pub struct Loaded {
     pub sources: SourceMap,
     pub files: Vec<LoadedFile>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Each import that resolved: the importing file, the `import`
+    /// statement and the file it names.
+    pub imports: Vec<(SourceId, Span, SourceId)>,
+}
+
+/// Parses kept between loads of one program, as an editor reloads it on
+/// every change: a file whose name, id and text are unchanged is not parsed
+/// again. Entries of files a load did not read are dropped.
+#[derive(Default)]
+pub struct ParseCache {
+    files: BTreeMap<String, CachedParse>,
+}
+
+struct CachedParse {
+    id: SourceId,
+    text: String,
+    ast: Option<ast::File>,
+    diagnostics: Vec<Diagnostic>,
+    /// Read by the latest load.
+    used: bool,
 }
 
 /// Why a program could not be loaded at all (exit code 2).
@@ -163,12 +183,29 @@ struct Loader<'a> {
     stdin_dir: Option<PathBuf>,
     /// An import that exists but cannot be read: the run stops (exit 2).
     io_error: Option<LoadError>,
+    cache: Option<&'a mut ParseCache>,
 }
 
 /// Loads the program rooted at `path` (a file or a directory).
 pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
+    load_with(fs, path, None)
+}
+
+/// [`load`], parsing only the files that changed since the last load with
+/// the same `cache`.
+pub fn load_cached(fs: &dyn FileSystem, path: &Path, cache: &mut ParseCache) -> Result<Loaded, LoadError> {
+    for c in cache.files.values_mut() {
+        c.used = false;
+    }
+    let loaded = load_with(fs, path, Some(&mut *cache));
+    cache.files.retain(|_, c| c.used);
+    loaded
+}
+
+fn load_with<'a>(fs: &'a dyn FileSystem, path: &Path, cache: Option<&'a mut ParseCache>) -> Result<Loaded, LoadError> {
     let entries = entry_files(fs, path)?;
     let mut l = Loader::new(fs, None);
+    l.cache = cache;
     let mut queue = Vec::new();
     for e in &entries {
         let bytes = fs.read(e).map_err(|error| LoadError { path: e.clone(), error })?;
@@ -196,6 +233,7 @@ impl<'a> Loader<'a> {
             edges: Vec::new(),
             stdin_dir,
             io_error: None,
+            cache: None,
         }
     }
 
@@ -215,7 +253,7 @@ impl<'a> Loader<'a> {
         if let Some(e) = self.io_error {
             return Err(e);
         }
-        Ok(Loaded { sources: self.sources, files: self.files, diagnostics: self.diagnostics })
+        Ok(Loaded { sources: self.sources, files: self.files, diagnostics: self.diagnostics, imports: self.edges })
     }
 
     fn add_file(&mut self, path: &Path, bytes: Vec<u8>) -> SourceId {
@@ -249,7 +287,31 @@ impl<'a> Loader<'a> {
     }
 
     fn parse(&mut self, id: SourceId, is_stdlib: bool) {
-        let parsed = syntax::parse(id, self.sources.text(id));
+        let text = self.sources.text(id);
+        let name = self.sources.name(id);
+        if let Some(cache) = self.cache.as_deref_mut() {
+            if let Some(c) = cache.files.get_mut(name).filter(|c| c.id == id && c.text == text) {
+                c.used = true;
+                self.diagnostics.extend(c.diagnostics.iter().cloned());
+                self.files.push(LoadedFile { id, ast: c.ast.clone(), is_stdlib });
+                return;
+            }
+            let parsed = syntax::parse(id, text);
+            cache.files.insert(
+                name.to_string(),
+                CachedParse {
+                    id,
+                    text: text.to_string(),
+                    ast: parsed.file.clone(),
+                    diagnostics: parsed.diagnostics.clone(),
+                    used: true,
+                },
+            );
+            self.diagnostics.extend(parsed.diagnostics);
+            self.files.push(LoadedFile { id, ast: parsed.file, is_stdlib });
+            return;
+        }
+        let parsed = syntax::parse(id, text);
         self.diagnostics.extend(parsed.diagnostics);
         self.files.push(LoadedFile { id, ast: parsed.file, is_stdlib });
     }
