@@ -71,9 +71,16 @@ pub struct Program {
 }
 
 impl Program {
-    /// Runs the first half of the check.
-    pub fn analyze(&mut self, dir: &Path, open: &BTreeMap<PathBuf, String>) {
-        self.model = None;
+    /// Runs the first half of the check. Returns what the previous
+    /// analysis leaves behind (its trees go back to the cache first): a big
+    /// program's objects take a while to free, and the caller frees them
+    /// once the diagnostics are out, not before.
+    pub fn analyze(&mut self, dir: &Path, open: &BTreeMap<PathBuf, String>) -> Leftover {
+        let old = self.analysis.take().map(|mut a| {
+            self.cache.restore(std::mem::take(&mut a.files), &a.checked.sources);
+            a
+        });
+        let leftover = Leftover { _analysis: old, _model: self.model.take() };
         match driver::analyze(&OverlayFs { open }, dir, &mut self.cache) {
             Ok(a) => {
                 self.analysis = Some(a);
@@ -84,12 +91,19 @@ impl Program {
                 self.load_error = Some(e.to_string());
             }
         }
+        leftover
     }
 
     /// Whether `path` is one of the program's files.
     pub fn has_file(&self, path: &Path) -> bool {
         self.analysis.as_ref().is_some_and(|a| a.checked.sources.find_file(path).is_some())
     }
+}
+
+/// A replaced analysis and its model, kept only to be dropped later.
+pub struct Leftover {
+    _analysis: Option<Analysis>,
+    _model: Option<crate::verify::Model>,
 }
 
 /// How spans become LSP locations: through each file's line index.

@@ -63,8 +63,15 @@ struct Server {
     /// while the text does not parse.
     names: BTreeMap<PathBuf, complete::Names>,
     embedded: Option<embedded::Embedded>,
+    /// Replaced analyses, freed when the queue is empty (see
+    /// [`analysis::Program::analyze`]); never more than [`GARBAGE`].
+    garbage: Vec<analysis::Leftover>,
     shutdown: bool,
 }
+
+/// How many replaced analyses may wait to be freed: a user who never
+/// pauses typing must not grow the server without bound.
+const GARBAGE: usize = 2;
 
 fn params<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, (ErrorCode, String)> {
     serde_json::from_value(v).map_err(|e| (ErrorCode::InvalidParams, format!("invalid params: {e}")))
@@ -84,6 +91,7 @@ impl Server {
             unfinished: BTreeSet::new(),
             names: BTreeMap::new(),
             embedded: embedded::Embedded::materialize(),
+            garbage: Vec::new(),
             shutdown: false,
         }
     }
@@ -127,6 +135,15 @@ impl Server {
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else if !self.garbage.is_empty() {
+                match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => {
+                        self.garbage.clear();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
                 }
             } else if let Some(dir) = self.unfinished.first().cloned() {
                 match rx.try_recv() {
@@ -315,7 +332,7 @@ impl Server {
         let open = self.docs.texts();
         for dir in std::mem::take(&mut self.dirty) {
             let Some(p) = self.programs.get_mut(&dir) else { continue };
-            p.analyze(&dir, &open);
+            self.garbage.push(p.analyze(&dir, &open));
             if let Some(program) = p.analysis.as_ref().and_then(|a| a.program()) {
                 self.names.insert(dir.clone(), complete::Names::of(program));
             }
@@ -325,6 +342,9 @@ impl Server {
                 self.unfinished.remove(&dir);
             }
             self.publish_program(&dir, false);
+        }
+        if self.garbage.len() > GARBAGE {
+            self.garbage.clear();
         }
     }
 

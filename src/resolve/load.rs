@@ -103,15 +103,31 @@ pub struct Loaded {
 
 /// Parses kept between loads of one program, as an editor reloads it on
 /// every change: a file whose name, id and text are unchanged is not parsed
-/// again. Entries of files a load did not read are dropped.
+/// again. Entries of files a load did not read are dropped. A load moves
+/// the cached trees into its [`Loaded`] rather than copying them;
+/// [`ParseCache::restore`] gives them back for the next load (a tree not
+/// given back is parsed again).
 #[derive(Default)]
 pub struct ParseCache {
     files: BTreeMap<String, CachedParse>,
 }
 
+impl ParseCache {
+    /// Returns the trees of a load's files to the cache.
+    pub fn restore(&mut self, files: Vec<LoadedFile>, sources: &SourceMap) {
+        for f in files {
+            if let Some(c) = self.files.get_mut(sources.name(f.id)).filter(|c| c.id == f.id && c.ast.is_none()) {
+                c.ast = f.ast;
+            }
+        }
+    }
+}
+
 struct CachedParse {
     id: SourceId,
     text: String,
+    /// Whether the text parsed (its tree may be lent out).
+    parsed: bool,
     ast: Option<ast::File>,
     diagnostics: Vec<Diagnostic>,
     /// Read by the latest load.
@@ -290,10 +306,12 @@ impl<'a> Loader<'a> {
         let text = self.sources.text(id);
         let name = self.sources.name(id);
         if let Some(cache) = self.cache.as_deref_mut() {
-            if let Some(c) = cache.files.get_mut(name).filter(|c| c.id == id && c.text == text) {
+            if let Some(c) =
+                cache.files.get_mut(name).filter(|c| c.id == id && c.text == text && (c.ast.is_some() || !c.parsed))
+            {
                 c.used = true;
                 self.diagnostics.extend(c.diagnostics.iter().cloned());
-                self.files.push(LoadedFile { id, ast: c.ast.clone(), is_stdlib });
+                self.files.push(LoadedFile { id, ast: c.ast.take(), is_stdlib });
                 return;
             }
             let parsed = syntax::parse(id, text);
@@ -302,7 +320,8 @@ impl<'a> Loader<'a> {
                 CachedParse {
                     id,
                     text: text.to_string(),
-                    ast: parsed.file.clone(),
+                    parsed: parsed.file.is_some(),
+                    ast: None,
                     diagnostics: parsed.diagnostics.clone(),
                     used: true,
                 },
