@@ -539,3 +539,43 @@ impl<'a> Loader<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trees(l: &Loaded) -> Vec<(String, Option<ast::File>)> {
+        l.files.iter().map(|f| (l.sources.name(f.id).to_string(), f.ast.clone())).collect()
+    }
+
+    #[test]
+    fn a_cached_load_gives_the_trees_of_a_fresh_one() {
+        let mut fs = MemoryFs::with(&[
+            ("p/a.ztp", "import \"std/baseline\"\nnamespace a {\n  workload x { selector { app = \"x\" } }\n}\n"),
+            ("p/b.ztp", "namespace b {\n  workload y { selector { app = \"y\" } }\n}\n"),
+            ("p/c.ztp", "namespace c {\n"),
+        ]);
+        let dir = Path::new("p");
+        let mut cache = ParseCache::default();
+        let first = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&first), trees(&load(&fs, dir).unwrap()));
+        assert_eq!(first.diagnostics, load(&fs, dir).unwrap().diagnostics);
+        // The trees are lent out: given back, they are the next load's.
+        assert!(cache.files.values().all(|c| c.ast.is_none()));
+        cache.restore(first.files, &first.sources);
+        assert!(cache.files.values().filter(|c| c.parsed).all(|c| c.ast.is_some()));
+        let second = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&second), trees(&load(&fs, dir).unwrap()));
+        // Not given back, or changed, a file is parsed again.
+        fs.files.insert(PathBuf::from("p/b.ztp"), b"namespace b2 {}\n".to_vec());
+        let third = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&third), trees(&load(&fs, dir).unwrap()));
+        assert_eq!(third.diagnostics, load(&fs, dir).unwrap().diagnostics);
+        // A file no load reads any more leaves the cache.
+        fs.files.remove(Path::new("p/c.ztp"));
+        cache.restore(third.files, &third.sources);
+        let fourth = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&fourth), trees(&load(&fs, dir).unwrap()));
+        assert!(!cache.files.keys().any(|k| k.ends_with("c.ztp")));
+    }
+}
