@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod codes;
 mod diagnostics;
+mod editors;
 mod examples;
 mod fakeapi;
 mod fmt;
