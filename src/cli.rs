@@ -214,6 +214,8 @@ enum Command {
         #[arg(long, value_parser = parse_duration, default_value = "0s")]
         lock_timeout: std::time::Duration,
     },
+    /// Run the language server on standard input and output (for editors).
+    Lsp,
     /// Check the cluster's Cilium and Istio installation against what ztp's policies need.
     Doctor {
         #[command(flatten)]
@@ -320,6 +322,7 @@ pub fn run() -> ExitCode {
             build(path, opts, message_format, color)
         }
         Command::Codes { code } => explain_codes(code),
+        Command::Lsp => crate::lsp::run(),
         Command::Test { path } => test(path, color),
         Command::Graph { path, format } => graph(path, format, color),
         Command::Diff { old, new, json } => diff(&old, &new, json, color),

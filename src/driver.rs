@@ -5,7 +5,9 @@
 //! Resolution is skipped when any file has syntax errors, so that a broken
 //! declaration does not cascade into unknown-name errors elsewhere; the
 //! program rules run on whatever resolved; lowering needs no errors. `format_text` is the
-//! formatter's entry: parse one text, print it canonically.
+//! formatter's entry: parse one text, print it canonically. `analyze` is an
+//! editor's: the same check in two halves (through lowering, then emitting),
+//! keeping the parsed files, the program with errors and the name index.
 
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::hir::Program;
@@ -46,61 +48,179 @@ pub fn check_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> 
 }
 
 fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
+    let (mut stage, _) = front(&loaded, root, stack);
+    let (program, ir, manifests, expectations) = back(&mut stage);
+    Checked {
+        sources: loaded.sources,
+        program,
+        ir,
+        manifests,
+        expectations,
+        diagnostics: stage.diagnostics,
+        file_count: stage.file_count,
+    }
+}
+
+/// A program between the two halves of a check: resolved, checked and
+/// lowered, not yet emitted.
+struct Stage {
+    diagnostics: Diagnostics,
+    file_count: usize,
+    /// The resolved program; `None` when a file did not parse.
+    program: Option<Program>,
+    /// Whether the program got as far as lowering (no errors before it).
+    lowered: bool,
+    ir: Option<Ir>,
+    /// Where program-wide diagnostics (name clashes) point.
+    clash_at: crate::source::Span,
+}
+
+/// Load → resolve → typeck → lower.
+fn front(loaded: &Loaded, root: &Path, stack: &str) -> (Stage, Option<resolve::index::Index>) {
     let mut diagnostics = Diagnostics::new();
     diagnostics.extend(loaded.diagnostics.iter().cloned());
     let file_count = loaded.files.iter().filter(|f| !f.is_stdlib).count();
     let parsed_all = loaded.files.iter().all(|f| f.ast.is_some());
-    let mut program = None;
-    let mut ir_out = None;
-    let mut manifests = None;
-    let mut expectations = Vec::new();
-    if parsed_all {
-        let (p, ds) = resolve::resolve(&loaded);
-        diagnostics.extend(ds);
-        // The program rules run on whatever resolved, so their errors show
-        // beside name errors; the IR needs a program without errors.
-        diagnostics.extend(typeck::check(&p));
-        if !diagnostics.has_errors() {
-            let (ir, ds) = ir::lower(&p, &loaded.sources, root, stack);
-            diagnostics.extend(ds);
-            let emitted = ir.as_ref().map(backend::emit);
-            if let Some(ms) = &emitted {
-                diagnostics.extend(name_clashes(ms, &loaded));
-                if let Some(ir) = &ir
-                    && !diagnostics.has_errors()
-                {
-                    expectations = crate::verify::expect::run(ir, ms);
-                    diagnostics.extend(expectations.iter().filter_map(crate::verify::expect::diagnostic));
-                }
-            }
-            if !diagnostics.has_errors() {
-                program = Some(p);
-                ir_out = ir;
-                manifests = emitted;
-            } else if diagnostics
-                .iter()
-                .all(|d| d.severity != crate::diag::Severity::Error || d.code == crate::diag::codes::EXPECTATION_FAILED)
-            {
-                // Only expectations failed: the program stands (for
-                // `explain` and `test`), but nothing is built from it.
-                program = Some(p);
-                ir_out = ir;
-            }
-        }
-    }
-    Checked { sources: loaded.sources, program, ir: ir_out, manifests, expectations, diagnostics, file_count }
-}
-
-/// Objects that would share kind, namespace and name (a safety net under
-/// the naming scheme: one would silently replace the other).
-fn name_clashes(ms: &[Manifest], loaded: &Loaded) -> Vec<Diagnostic> {
-    let mut seen: std::collections::BTreeMap<(String, Option<String>, String), &Manifest> = Default::default();
-    let mut out = Vec::new();
-    let at = loaded
+    let clash_at = loaded
         .files
         .iter()
         .find(|f| !f.is_stdlib)
         .map_or(crate::source::Span::default(), |f| crate::source::Span::new(f.id, 0, 0));
+    let mut stage = Stage { diagnostics, file_count, program: None, lowered: false, ir: None, clash_at };
+    if !parsed_all {
+        return (stage, None);
+    }
+    let (p, ds, index) = resolve::resolve_indexed(loaded);
+    stage.diagnostics.extend(ds);
+    // The program rules run on whatever resolved, so their errors show
+    // beside name errors; the IR needs a program without errors.
+    stage.diagnostics.extend(typeck::check(&p));
+    if !stage.diagnostics.has_errors() {
+        let (ir, ds) = ir::lower(&p, &loaded.sources, root, stack);
+        stage.diagnostics.extend(ds);
+        stage.ir = ir;
+        stage.lowered = true;
+    }
+    stage.program = Some(p);
+    (stage, Some(index))
+}
+
+/// What the second half keeps: the program, its IR and its objects (each
+/// only as far as the errors allow) and the judged `expect` lines.
+type Kept = (Option<Program>, Option<Ir>, Option<Vec<Manifest>>, Vec<crate::verify::expect::Outcome>);
+
+/// Emit → name clashes → `expect` lines; decides what the check keeps.
+fn back(stage: &mut Stage) -> Kept {
+    let mut expectations = Vec::new();
+    if !stage.lowered {
+        return (None, None, None, expectations);
+    }
+    let diagnostics = &mut stage.diagnostics;
+    let ir = stage.ir.take();
+    let emitted = ir.as_ref().map(backend::emit);
+    if let Some(ms) = &emitted {
+        diagnostics.extend(name_clashes(ms, stage.clash_at));
+        if let Some(ir) = &ir
+            && !diagnostics.has_errors()
+        {
+            expectations = crate::verify::expect::run(ir, ms);
+            diagnostics.extend(expectations.iter().filter_map(crate::verify::expect::diagnostic));
+        }
+    }
+    if !diagnostics.has_errors() {
+        (stage.program.take(), ir, emitted, expectations)
+    } else if diagnostics
+        .iter()
+        .all(|d| d.severity != crate::diag::Severity::Error || d.code == crate::diag::codes::EXPECTATION_FAILED)
+    {
+        // Only expectations failed: the program stands (for
+        // `explain` and `test`), but nothing is built from it.
+        (stage.program.take(), ir, None, expectations)
+    } else {
+        (None, None, None, expectations)
+    }
+}
+
+/// A program as an editor sees it: checked as [`check`] checks it, with
+/// what navigation needs kept beside — the parsed files, the resolved
+/// program even when it has errors, the imports and where each name is
+/// declared and used. Built in two halves ([`analyze`], then
+/// [`Analysis::finish`]), so that an editor can show the front end's
+/// diagnostics before the program is emitted.
+pub struct Analysis {
+    /// The check's outcome; complete once [`Analysis::finish`] has run.
+    pub checked: Checked,
+    pub files: Vec<load::LoadedFile>,
+    pub imports: Vec<(SourceId, crate::source::Span, SourceId)>,
+    /// `None` when a file did not parse.
+    pub index: Option<resolve::index::Index>,
+    /// The resolved program when `checked` does not keep it.
+    resolved: Option<Program>,
+    stage: Option<Stage>,
+}
+
+impl Analysis {
+    /// The resolved program, with or without errors (`None` when a file
+    /// did not parse).
+    pub fn program(&self) -> Option<&Program> {
+        self.checked
+            .program
+            .as_ref()
+            .or(self.resolved.as_ref())
+            .or_else(|| self.stage.as_ref().and_then(|s| s.program.as_ref()))
+    }
+
+    /// The IR, once lowered (before [`Analysis::finish`] too).
+    pub fn ir(&self) -> Option<&Ir> {
+        self.checked.ir.as_ref().or_else(|| self.stage.as_ref().and_then(|s| s.ir.as_ref()))
+    }
+
+    /// Whether the second half still has to run (it emits the objects and
+    /// judges the `expect` lines, and may add diagnostics).
+    pub fn unfinished(&self) -> bool {
+        self.stage.as_ref().is_some_and(|s| s.lowered)
+    }
+
+    /// Runs the second half: after it, `checked` is what [`check`] returns.
+    pub fn finish(&mut self) {
+        let Some(mut stage) = self.stage.take() else { return };
+        let (program, ir, manifests, expectations) = back(&mut stage);
+        if program.is_none() {
+            self.resolved = stage.program.take();
+        }
+        self.checked.program = program;
+        self.checked.ir = ir;
+        self.checked.manifests = manifests;
+        self.checked.expectations = expectations;
+        self.checked.diagnostics = stage.diagnostics;
+    }
+}
+
+/// The first half of checking the program at `path` for an editor:
+/// loaded (parsing only what changed since the last load with `cache`),
+/// resolved, checked and lowered. `checked.diagnostics` holds the front
+/// end's diagnostics; [`Analysis::finish`] completes them.
+pub fn analyze(fs: &dyn FileSystem, path: &Path, cache: &mut load::ParseCache) -> Result<Analysis, LoadError> {
+    let (root, stack) = program_root(fs, path);
+    let loaded = load::load_cached(fs, path, cache)?;
+    let (stage, index) = front(&loaded, &root, &stack);
+    let checked = Checked {
+        sources: loaded.sources,
+        program: None,
+        ir: None,
+        manifests: None,
+        expectations: Vec::new(),
+        diagnostics: stage.diagnostics.clone(),
+        file_count: stage.file_count,
+    };
+    Ok(Analysis { checked, files: loaded.files, imports: loaded.imports, index, resolved: None, stage: Some(stage) })
+}
+
+/// Objects that would share kind, namespace and name (a safety net under
+/// the naming scheme: one would silently replace the other).
+fn name_clashes(ms: &[Manifest], at: crate::source::Span) -> Vec<Diagnostic> {
+    let mut seen: std::collections::BTreeMap<(String, Option<String>, String), &Manifest> = Default::default();
+    let mut out = Vec::new();
     let origin = |m: &Manifest| m.annotations.get(backend::SOURCE).cloned().unwrap_or_default();
     for m in ms {
         let key = (m.group_kind(), m.namespace.clone(), m.name.clone());

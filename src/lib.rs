@@ -3,7 +3,8 @@
 //! The pipeline runs one way: `syntax` (text → AST + trivia) → `resolve`
 //! (imports, schema, names → HIR, with values parsed by `value`) → `typeck`
 //! (the rules that relate several items) and, beside it, `fmt` (AST + trivia → canonical text). `driver` runs the stages
-//! and collects diagnostics; `cli` is argument handling only.
+//! and collects diagnostics; `cli` is argument handling only; `lsp` serves
+//! the same stages to editors.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 // A compiler's errors are its everyday product: diagnostics are returned by
 // value, not boxed.
@@ -20,6 +21,7 @@ pub mod fmt;
 pub mod graph;
 pub mod hir;
 pub mod ir;
+pub mod lsp;
 pub mod manifest;
 pub mod output;
 pub mod resolve;

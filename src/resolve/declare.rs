@@ -29,6 +29,9 @@ impl<'a> Resolver<'a> {
                     id
                 }
             };
+            if let Some(span) = name.span {
+                self.index.declarations.push((span, index::Symbol::Namespace(id)));
+            }
             self.declare_members(b, id);
         }
     }
@@ -415,10 +418,13 @@ impl<'a> Resolver<'a> {
     /// A workload's `waypoint` must name a waypoint of its namespace.
     pub(super) fn workload_waypoints(&mut self) {
         let mut out = Vec::new();
-        for n in &self.program.namespaces {
+        for (ns_ix, n) in self.program.namespaces.iter().enumerate() {
             for w in &n.workloads {
                 let Some(wp) = &w.waypoint else { continue };
-                if n.waypoints.iter().any(|x| x.name.value == wp.value) {
+                if let Some(i) = n.waypoints.iter().position(|x| x.name.value == wp.value) {
+                    if let Some(span) = wp.span {
+                        self.index.uses.push((span, index::Symbol::Waypoint(NamespaceId(ns_ix), i)));
+                    }
                     continue;
                 }
                 let Some(span) = wp.span else { continue };

@@ -11,7 +11,9 @@ impl<'a> Resolver<'a> {
 
     pub(super) fn namespace_ref(&mut self, ident: &ast::Ident) -> Option<NamespaceId> {
         let found = self.find_namespace(&ident.text);
-        if found.is_none() {
+        if let Some(id) = found {
+            self.used(ident.span, index::Symbol::Namespace(id));
+        } else {
             let mut d = Diagnostic::new(
                 codes::UNKNOWN_NAMESPACE,
                 format!("unknown namespace `{}`", ident.text),
@@ -69,8 +71,13 @@ impl<'a> Resolver<'a> {
                 }
             },
         };
-        if let Some(found) = self.names.get(&(ns_id, name.text.clone())) {
-            return Some(*found);
+        if let Some(found) = self.names.get(&(ns_id, name.text.clone())).copied() {
+            let symbol = match found {
+                Named::Workload(w) => index::Symbol::Workload(w),
+                Named::Gateway(g) => index::Symbol::Gateway(g),
+            };
+            self.used(name.span, symbol);
+            return Some(found);
         }
         let n = self.program.namespace(ns_id)?;
         if n.waypoints.iter().any(|w| w.name.value == name.text) {
@@ -347,6 +354,7 @@ impl<'a> Resolver<'a> {
             None => return Some((0..w.ports.len()).collect()),
             Some(ast::PortRef::Name(i)) => {
                 if let Some(ix) = w.ports.iter().position(|p| p.name.value == i.text) {
+                    self.index.uses.push((i.span, index::Symbol::Port(id, ix)));
                     return Some(vec![ix]);
                 }
                 if invalid(Some(&i.text)) {
@@ -376,6 +384,7 @@ impl<'a> Resolver<'a> {
                     }
                 };
                 if let Some(ix) = w.ports.iter().position(|p| p.number.value == n) {
+                    self.index.uses.push((t.span, index::Symbol::Port(id, ix)));
                     return Some(vec![ix]);
                 }
                 if invalid(None) {
@@ -420,6 +429,9 @@ impl<'a> Resolver<'a> {
             },
         };
         if let Some(ix) = found {
+            if let Some(p) = port {
+                self.index.uses.push((p.span(), index::Symbol::Listener(id, ix)));
+            }
             return Some(vec![ix]);
         }
         if invalid {

@@ -260,7 +260,10 @@ impl<'a> Resolver<'a> {
                     };
                     let g = self.program.gateway(gid)?;
                     match g.listeners.iter().position(|l| l.name.value == i.text) {
-                        Some(ix) => route.listeners.push(Spanned::new(ix, i.span)),
+                        Some(ix) => {
+                            self.used(i.span, index::Symbol::Listener(gid, ix));
+                            route.listeners.push(Spanned::new(ix, i.span));
+                        }
                         // Declared with an error, already reported: the
                         // route is left out, since it cannot be attached.
                         None if g.invalid_listeners.iter().any(|l| l.value == i.text) => detached = true,

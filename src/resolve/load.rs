@@ -96,6 +96,42 @@ pub struct Loaded {
     pub sources: SourceMap,
     pub files: Vec<LoadedFile>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Each import that resolved: the importing file, the `import`
+    /// statement and the file it names.
+    pub imports: Vec<(SourceId, Span, SourceId)>,
+}
+
+/// Parses kept between loads of one program, as an editor reloads it on
+/// every change: a file whose name, id and text are unchanged is not parsed
+/// again. Entries of files a load did not read are dropped. A load moves
+/// the cached trees into its [`Loaded`] rather than copying them;
+/// [`ParseCache::restore`] gives them back for the next load (a tree not
+/// given back is parsed again).
+#[derive(Default)]
+pub struct ParseCache {
+    files: BTreeMap<String, CachedParse>,
+}
+
+impl ParseCache {
+    /// Returns the trees of a load's files to the cache.
+    pub fn restore(&mut self, files: Vec<LoadedFile>, sources: &SourceMap) {
+        for f in files {
+            if let Some(c) = self.files.get_mut(sources.name(f.id)).filter(|c| c.id == f.id && c.ast.is_none()) {
+                c.ast = f.ast;
+            }
+        }
+    }
+}
+
+struct CachedParse {
+    id: SourceId,
+    text: String,
+    /// Whether the text parsed (its tree may be lent out).
+    parsed: bool,
+    ast: Option<ast::File>,
+    diagnostics: Vec<Diagnostic>,
+    /// Read by the latest load.
+    used: bool,
 }
 
 /// Why a program could not be loaded at all (exit code 2).
@@ -163,12 +199,29 @@ struct Loader<'a> {
     stdin_dir: Option<PathBuf>,
     /// An import that exists but cannot be read: the run stops (exit 2).
     io_error: Option<LoadError>,
+    cache: Option<&'a mut ParseCache>,
 }
 
 /// Loads the program rooted at `path` (a file or a directory).
 pub fn load(fs: &dyn FileSystem, path: &Path) -> Result<Loaded, LoadError> {
+    load_with(fs, path, None)
+}
+
+/// [`load`], parsing only the files that changed since the last load with
+/// the same `cache`.
+pub fn load_cached(fs: &dyn FileSystem, path: &Path, cache: &mut ParseCache) -> Result<Loaded, LoadError> {
+    for c in cache.files.values_mut() {
+        c.used = false;
+    }
+    let loaded = load_with(fs, path, Some(&mut *cache));
+    cache.files.retain(|_, c| c.used);
+    loaded
+}
+
+fn load_with<'a>(fs: &'a dyn FileSystem, path: &Path, cache: Option<&'a mut ParseCache>) -> Result<Loaded, LoadError> {
     let entries = entry_files(fs, path)?;
     let mut l = Loader::new(fs, None);
+    l.cache = cache;
     let mut queue = Vec::new();
     for e in &entries {
         let bytes = fs.read(e).map_err(|error| LoadError { path: e.clone(), error })?;
@@ -196,6 +249,7 @@ impl<'a> Loader<'a> {
             edges: Vec::new(),
             stdin_dir,
             io_error: None,
+            cache: None,
         }
     }
 
@@ -215,7 +269,7 @@ impl<'a> Loader<'a> {
         if let Some(e) = self.io_error {
             return Err(e);
         }
-        Ok(Loaded { sources: self.sources, files: self.files, diagnostics: self.diagnostics })
+        Ok(Loaded { sources: self.sources, files: self.files, diagnostics: self.diagnostics, imports: self.edges })
     }
 
     fn add_file(&mut self, path: &Path, bytes: Vec<u8>) -> SourceId {
@@ -249,7 +303,34 @@ impl<'a> Loader<'a> {
     }
 
     fn parse(&mut self, id: SourceId, is_stdlib: bool) {
-        let parsed = syntax::parse(id, self.sources.text(id));
+        let text = self.sources.text(id);
+        let name = self.sources.name(id);
+        if let Some(cache) = self.cache.as_deref_mut() {
+            if let Some(c) =
+                cache.files.get_mut(name).filter(|c| c.id == id && c.text == text && (c.ast.is_some() || !c.parsed))
+            {
+                c.used = true;
+                self.diagnostics.extend(c.diagnostics.iter().cloned());
+                self.files.push(LoadedFile { id, ast: c.ast.take(), is_stdlib });
+                return;
+            }
+            let parsed = syntax::parse(id, text);
+            cache.files.insert(
+                name.to_string(),
+                CachedParse {
+                    id,
+                    text: text.to_string(),
+                    parsed: parsed.file.is_some(),
+                    ast: None,
+                    diagnostics: parsed.diagnostics.clone(),
+                    used: true,
+                },
+            );
+            self.diagnostics.extend(parsed.diagnostics);
+            self.files.push(LoadedFile { id, ast: parsed.file, is_stdlib });
+            return;
+        }
+        let parsed = syntax::parse(id, text);
         self.diagnostics.extend(parsed.diagnostics);
         self.files.push(LoadedFile { id, ast: parsed.file, is_stdlib });
     }
@@ -456,5 +537,45 @@ impl<'a> Loader<'a> {
             }
             self.diagnostics.push(d);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trees(l: &Loaded) -> Vec<(String, Option<ast::File>)> {
+        l.files.iter().map(|f| (l.sources.name(f.id).to_string(), f.ast.clone())).collect()
+    }
+
+    #[test]
+    fn a_cached_load_gives_the_trees_of_a_fresh_one() {
+        let mut fs = MemoryFs::with(&[
+            ("p/a.ztp", "import \"std/baseline\"\nnamespace a {\n  workload x { selector { app = \"x\" } }\n}\n"),
+            ("p/b.ztp", "namespace b {\n  workload y { selector { app = \"y\" } }\n}\n"),
+            ("p/c.ztp", "namespace c {\n"),
+        ]);
+        let dir = Path::new("p");
+        let mut cache = ParseCache::default();
+        let first = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&first), trees(&load(&fs, dir).unwrap()));
+        assert_eq!(first.diagnostics, load(&fs, dir).unwrap().diagnostics);
+        // The trees are lent out: given back, they are the next load's.
+        assert!(cache.files.values().all(|c| c.ast.is_none()));
+        cache.restore(first.files, &first.sources);
+        assert!(cache.files.values().filter(|c| c.parsed).all(|c| c.ast.is_some()));
+        let second = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&second), trees(&load(&fs, dir).unwrap()));
+        // Not given back, or changed, a file is parsed again.
+        fs.files.insert(PathBuf::from("p/b.ztp"), b"namespace b2 {}\n".to_vec());
+        let third = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&third), trees(&load(&fs, dir).unwrap()));
+        assert_eq!(third.diagnostics, load(&fs, dir).unwrap().diagnostics);
+        // A file no load reads any more leaves the cache.
+        fs.files.remove(Path::new("p/c.ztp"));
+        cache.restore(third.files, &third.sources);
+        let fourth = load_cached(&fs, dir, &mut cache).unwrap();
+        assert_eq!(trees(&fourth), trees(&load(&fs, dir).unwrap()));
+        assert!(!cache.files.keys().any(|k| k.ends_with("c.ztp")));
     }
 }

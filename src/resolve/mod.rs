@@ -14,6 +14,7 @@
 mod declare;
 mod endpoints;
 mod flows;
+pub mod index;
 pub mod load;
 mod options;
 pub mod schema;
@@ -93,12 +94,58 @@ const HBONE_MODES: &[(&str, HboneMode)] = &[("per_flow", HboneMode::PerFlow), ("
 const WAYPOINT_FOR: &[(&str, WaypointFor)] =
     &[("service", WaypointFor::Service), ("workload", WaypointFor::Workload), ("all", WaypointFor::All)];
 
+/// What a block of `kind` may contain (`""` for the top level of a file),
+/// for editors' completion.
+pub fn shape_of(kind: &str) -> Option<&'static Shape> {
+    Some(match kind {
+        "" => &TOP,
+        "mesh" => &MESH,
+        "cluster" => &CLUSTER,
+        "namespace" => &NAMESPACE,
+        "workload" => &WORKLOAD,
+        "port" => &PORT,
+        "gateway" => &GATEWAY,
+        "listener" => &LISTENER,
+        "waypoint" => &WAYPOINT,
+        "route" => &ROUTE,
+        "flow" => &FLOW,
+        "http" => &HTTP,
+        _ => return None,
+    })
+}
+
+/// The words an attribute of a block takes (`protocol` of a `port`), for
+/// editors' completion.
+pub fn words_of(kind: &str, attr: &str) -> Vec<&'static str> {
+    fn names<T>(choices: &'static [(&'static str, T)]) -> Vec<&'static str> {
+        choices.iter().map(|(n, _)| *n).collect()
+    }
+    match (kind, attr) {
+        ("port", "protocol") => names(PROTOCOLS),
+        ("listener", "protocol") => names(LISTENER_PROTOCOLS),
+        ("mesh", "mtls") => names(MTLS_MODES),
+        ("cluster", "hbone") => names(HBONE_MODES),
+        ("waypoint", "for") => names(WAYPOINT_FOR),
+        ("http", "methods") => names(value::HTTP_METHODS),
+        (_, "uses_pod_ips" | "uses_kube_api" | "scrapes_waypoints" | "allow_dns" | "allow_ambient_probes")
+        | (_, "default_deny") => vec!["true", "false"],
+        _ => Vec::new(),
+    }
+}
+
 /// Names that cannot name a workload or gateway.
 const RESERVED: &[&str] = &["world"];
 
 /// Resolves a loaded program. Files that did not parse are skipped (their
 /// syntax errors are already in `loaded.diagnostics`).
 pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
+    let (program, diags, _) = resolve_indexed(loaded);
+    (program, diags)
+}
+
+/// [`resolve`], with the [`index::Index`] of where each name is declared
+/// and used.
+pub fn resolve_indexed(loaded: &Loaded) -> (Program, Vec<Diagnostic>, index::Index) {
     let files: Vec<(&ast::File, bool)> =
         loaded.files.iter().filter_map(|f| f.ast.as_ref().map(|a| (a, f.is_stdlib))).collect();
     let mut diags = Vec::new();
@@ -116,7 +163,7 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
             }
         }
     }
-    let values = Values { consts: &consts, used: RefCell::new(Default::default()) };
+    let values = Values { consts: &consts, used: RefCell::new(Default::default()), uses: Default::default() };
 
     let mut r = Resolver {
         values: &values,
@@ -125,6 +172,7 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
         pending_flows: Vec::new(),
         pending_routes: Vec::new(),
         names: BTreeMap::new(),
+        index: index::Index::default(),
     };
 
     // Top-level statements of every file, sorted by kind.
@@ -157,6 +205,18 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
     }
 
     r.workload_waypoints();
+    r.index_declarations();
+    let constant_ids: BTreeMap<&str, usize> = consts.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    r.index.constants = consts.iter().map(|(k, l)| (k.clone(), l.name.span)).collect();
+    for (i, l) in consts.values().enumerate() {
+        r.index.declarations.push((l.name.span, index::Symbol::Constant(i)));
+    }
+    for (name, span) in values.uses.borrow().iter() {
+        if let Some(&i) = constant_ids.get(name.as_str()) {
+            r.index.uses.push((*span, index::Symbol::Constant(i)));
+        }
+    }
+    r.index.finish();
 
     let used = values.used.borrow();
     for (name, l) in &consts {
@@ -172,7 +232,7 @@ pub fn resolve(loaded: &Loaded) -> (Program, Vec<Diagnostic>) {
             );
         }
     }
-    (r.program, r.diags)
+    (r.program, r.diags, r.index)
 }
 
 /// Records a declared item, or only its name when the declaration had an
@@ -223,12 +283,45 @@ struct Resolver<'a> {
     pending_routes: Vec<(&'a ast::Route, GatewayId)>,
     /// Workloads and gateways by namespace and name.
     names: BTreeMap<(NamespaceId, String), Named>,
+    /// Where names are declared and used, for editors.
+    index: index::Index,
 }
 
 /// A `mesh`/`cluster` attribute and whether it came from the stdlib.
 type OptionAttr<'a> = (&'a ast::Attr, bool);
 
 impl<'a> Resolver<'a> {
+    fn used(&mut self, span: Span, symbol: index::Symbol) {
+        self.index.uses.push((span, symbol));
+    }
+
+    /// Records the name of every declared item but namespaces (recorded per
+    /// block as they are declared).
+    fn index_declarations(&mut self) {
+        use index::Symbol as S;
+        let decl = &mut self.index.declarations;
+        for (n, ns) in self.program.namespaces.iter().enumerate() {
+            let nid = NamespaceId(n);
+            for (i, w) in ns.workloads.iter().enumerate() {
+                let id = WorkloadId { ns: nid, index: i };
+                decl.extend(w.name.span.map(|s| (s, S::Workload(id))));
+                for (p, port) in w.ports.iter().enumerate() {
+                    decl.extend(port.name.span.map(|s| (s, S::Port(id, p))));
+                }
+            }
+            for (i, g) in ns.gateways.iter().enumerate() {
+                let id = GatewayId { ns: nid, index: i };
+                decl.extend(g.name.span.map(|s| (s, S::Gateway(id))));
+                for (l, listener) in g.listeners.iter().enumerate() {
+                    decl.extend(listener.name.span.map(|s| (s, S::Listener(id, l))));
+                }
+            }
+            for (i, w) in ns.waypoints.iter().enumerate() {
+                decl.extend(w.name.span.map(|s| (s, S::Waypoint(nid, i))));
+            }
+        }
+    }
+
     fn name(&mut self, ident: &ast::Ident, what: &str) -> Spanned<String> {
         if let Some(d) = value::check_dns1123_label(&ident.text, ident.span, what) {
             self.diags.push(d);

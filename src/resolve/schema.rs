@@ -200,6 +200,8 @@ pub struct Values<'a> {
     pub consts: &'a BTreeMap<String, &'a ast::Let>,
     /// Names of constants that were read, for the unused-constant warning.
     pub used: RefCell<BTreeSet<String>>,
+    /// Each word read as a constant and where (for editors' navigation).
+    pub uses: RefCell<Vec<(String, Span)>>,
 }
 
 impl<'a> Values<'a> {
@@ -213,6 +215,7 @@ impl<'a> Values<'a> {
             let Value::Ident(i) = cur else { break };
             let Some(l) = self.consts.get(&i.text) else { break };
             self.used.borrow_mut().insert(i.text.clone());
+            self.uses.borrow_mut().push((i.text.clone(), i.span));
             cur = &l.value;
             found = Some(cur);
         }
