@@ -244,7 +244,16 @@ impl Peer<'_> {
                         Some(std::net::IpAddr::V6(_)) => "world-ipv6",
                         _ => "world-ipv4",
                     };
+                    // A selector of expressions only (`NotIn` on the namespace,
+                    // `DoesNotExist`) also matches identities without those
+                    // labels — the world's too; an empty one never does.
+                    let by_expression = list(at(rule, &[endpoints_key])).iter().any(|s| {
+                        at(s, &["matchLabels"]).as_object().is_none_or(|m| m.is_empty())
+                            && !list(at(s, &["matchExpressions"])).is_empty()
+                            && selector_matches(s, &BTreeMap::new(), confine)
+                    });
                     entity(&["world", "all", family])
+                        || by_expression
                         || list(at(rule, &[cidr_key])).iter().any(|c| {
                             cidr_of(c).is_some_and(|c| {
                                 peer.address.is_some_and(|a| c.contains(&a)) || (unknown_address && c.prefix == 0)

@@ -22,12 +22,16 @@
 
 mod cilium;
 pub mod diff;
+pub mod estate;
 pub mod expect;
 mod index;
 pub mod intent;
+pub mod inventory;
 mod istio;
+pub mod manifests;
 pub mod query;
 pub mod report;
+pub mod revision;
 mod waypoint;
 
 pub use cilium::fqdn_pattern_matches;
@@ -42,6 +46,8 @@ use std::collections::BTreeMap;
 const NS_LABEL: &str = "io.kubernetes.pod.namespace";
 /// The label of an Istio-managed Gateway's pods (waypoints and ingress gateways).
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+/// Where ambient pods see kubelet probes come from.
+pub const PROBE_ADDRESS: &str = "169.254.7.127/32";
 /// Istio ambient's tunnel port.
 pub const HBONE_PORT: u16 = 15008;
 
@@ -62,6 +68,9 @@ pub struct Endpoint {
     pub address: Option<Cidr>,
     /// The pod's named container ports, for rules that name a port.
     pub named_ports: BTreeMap<String, u16>,
+    /// The node's own network namespace (kubelet probes): toward an
+    /// ambient pod it is SNATed to 169.254.7.127 and skips ztunnel.
+    pub host: bool,
 }
 
 impl Endpoint {
@@ -74,7 +83,15 @@ impl Endpoint {
             dns_name: None,
             address: None,
             named_ports: BTreeMap::new(),
+            host: false,
         }
+    }
+
+    /// A kubelet probe from the node (DOMAIN.md: ambient probes are
+    /// SNATed to `169.254.7.127`).
+    pub fn probe() -> Endpoint {
+        let address = parse_cidr(PROBE_ADDRESS, Span::default()).ok();
+        Endpoint { address, host: true, ..Endpoint::world() }
     }
 
     /// A pod of `namespace` with `labels`, running as `principal`.
@@ -94,6 +111,7 @@ impl Endpoint {
 
     fn describe(&self) -> String {
         match (&self.namespace, &self.principal) {
+            (None, _) if self.host => "kubelet probe".to_string(),
             (None, _) if self.dns_name.is_some() => self.dns_name.clone().unwrap_or_default(),
             (None, _) if self.address.is_some() => self.address.map(|a| a.addr.to_string()).unwrap_or_default(),
             (None, _) => "world".to_string(),
@@ -372,11 +390,20 @@ impl<'a> Model<'a> {
         let hbone = self.meshed(a) && (self.meshed(b) || to_waypoint);
         let wire = if hbone { HBONE_PORT } else { port };
         let name = format!("{} -> {}", a.describe(), b.describe());
+        if a.host && !self.ambient(b) {
+            // Outside the ambient mesh the probe comes from the host, which
+            // Cilium admits to the node's own pods by default.
+            let mut s = pass("Cilium", None, "from the node to a pod outside the ambient mesh: Cilium admits the host");
+            s.hop = name;
+            steps.push(s);
+            return true;
+        }
         let mut layers = vec![self.cilium(a, b, wire, Direction::Egress)];
         if layers.iter().all(|s| s.allowed) {
             layers.push(self.cilium(b, a, wire, Direction::Ingress));
         }
-        if layers.iter().all(|s| s.allowed) && self.ambient(b) {
+        // Probes are SNATed past ztunnel: only Cilium governs them.
+        if layers.iter().all(|s| s.allowed) && self.ambient(b) && !a.host {
             layers.push(self.ztunnel(a, b, port, hbone));
         }
         let ok = layers.iter().all(|s| s.allowed);

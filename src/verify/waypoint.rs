@@ -178,10 +178,10 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// The waypoint's policy for a flow through it: the policies that
-    /// target the Service, the waypoint or the `istio-waypoint`
-    /// GatewayClass; full L7, with the client's identity.
-    pub(super) fn waypoint_policy(&self, f: &Flow, route: &Route) -> Step {
+    /// The policies the waypoint enforces for a flow through it: those
+    /// that target the Service, the waypoint or the `istio-waypoint`
+    /// GatewayClass, in input order.
+    fn waypoint_policies(&self, f: &Flow, route: &Route) -> Vec<&'a Value> {
         let ns = f.dst.namespace.as_deref().unwrap_or("");
         let mut targets = vec![
             (route.namespace.clone(), "Gateway".to_string(), route.name.clone()),
@@ -194,7 +194,13 @@ impl<'a> Model<'a> {
             targets.iter().filter_map(|t| self.targeted_authz.get(t)).flatten().copied().collect();
         found.sort_by_key(|(p, _)| *p);
         found.dedup_by_key(|(p, _)| *p);
-        let policies: Vec<&Value> = found.into_iter().map(|(_, p)| p).collect();
+        found.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// The waypoint's policy for a flow through it: full L7, with the
+    /// client's identity.
+    pub(super) fn waypoint_policy(&self, f: &Flow, route: &Route) -> Step {
+        let policies = self.waypoint_policies(f, route);
         let q = Request {
             principal: f.src.principal.as_deref(),
             namespace: f.src.namespace.as_deref(),
@@ -204,5 +210,47 @@ impl<'a> Model<'a> {
             path: f.path.as_deref(),
         };
         authorize("waypoint", &policies, &q, false)
+    }
+
+    /// The requests the ALLOW rules of `f`'s waypoint name (each method
+    /// with each path; `GET` and `/` where a rule leaves one out; a path
+    /// prefix as itself), for a question that names none: "can A reach
+    /// B" asks whether some request gets through. Empty without a waypoint.
+    pub fn requests_toward(&self, f: &Flow) -> Vec<(String, String)> {
+        let Some(route) = self.waypoint_of(f) else { return Vec::new() };
+        let mut out: Vec<(String, String)> = Vec::new();
+        for p in self.waypoint_policies(f, &route) {
+            if at(p, &["spec", "action"]).as_str().is_some_and(|a| a != "ALLOW") {
+                continue;
+            }
+            for r in list(at(p, &["spec", "rules"])) {
+                for t in list(at(r, &["to"])) {
+                    let o = at(t, &["operation"]);
+                    let words = |k: &str| -> Vec<String> {
+                        list(at(o, &[k])).iter().filter_map(Value::as_str).map(str::to_string).collect()
+                    };
+                    let (methods, paths) = (words("methods"), words("paths"));
+                    if methods.is_empty() && paths.is_empty() {
+                        continue;
+                    }
+                    let methods = if methods.is_empty() { vec!["GET".to_string()] } else { methods };
+                    let paths: Vec<String> = if paths.is_empty() {
+                        vec!["/".to_string()]
+                    } else {
+                        paths.iter().map(|p| p.trim_end_matches('*').to_string()).collect()
+                    };
+                    for m in &methods {
+                        for path in &paths {
+                            let request =
+                                (m.to_ascii_uppercase(), if path.is_empty() { "/".into() } else { path.clone() });
+                            if !out.contains(&request) {
+                                out.push(request);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 }

@@ -9,6 +9,7 @@ mod examples;
 mod fakeapi;
 mod fmt;
 mod generated;
+mod manifests;
 mod outage;
 mod robustness;
 mod support;
