@@ -273,3 +273,66 @@ fn istio_rule_matches(r: &Value, q: &Request<'_>, deny: bool, l4_only: bool) -> 
         _ => false,
     }
 }
+
+/// What ztunnel makes of a policy's rules that the policy's text does not
+/// say (DOMAIN.md, `handleRule`), for the reader to warn about: an ALLOW
+/// rule with an L7 field is dropped, a DENY rule with an L7-only entry
+/// never fires, a DENY rule with L7 fields beside L4 ones denies more, and
+/// `trustDomains` is dropped. Policies with targetRefs go to waypoints,
+/// which read every field, so they get none of these.
+pub(super) fn ztunnel_reading(policy: &Value) -> Vec<String> {
+    let spec = at(policy, &["spec"]);
+    if !at(spec, &["targetRefs"]).is_null() || !at(spec, &["targetRef"]).is_null() {
+        return Vec::new();
+    }
+    let action = at(spec, &["action"]).as_str().unwrap_or("ALLOW");
+    if action != "ALLOW" && action != "DENY" {
+        return Vec::new();
+    }
+    let l4_source = [
+        "principals",
+        "notPrincipals",
+        "namespaces",
+        "notNamespaces",
+        "ipBlocks",
+        "notIpBlocks",
+        "serviceAccounts",
+        "notServiceAccounts",
+    ];
+    let mut out = Vec::new();
+    for (i, r) in list(at(spec, &["rules"])).iter().enumerate() {
+        let n = i + 1;
+        let froms = list(at(r, &["from"]));
+        if froms.iter().any(|f| !at(f, &["source", "trustDomains"]).is_null()) {
+            out.push(format!(
+                "rule {n}: ztunnel drops `trustDomains`: its condition disappears and the rule admits more than written"
+            ));
+        }
+        if !rule_has_l7(r) {
+            continue;
+        }
+        if action == "ALLOW" {
+            out.push(format!(
+                "rule {n} has L7 fields: ztunnel drops the ALLOW rule, so it admits nobody (enforce L7 at a waypoint with targetRefs)"
+            ));
+            continue;
+        }
+        let l7_only_source =
+            froms.iter().any(|f| has_any(at(f, &["source"]), L7_SOURCE) && !has_any(at(f, &["source"]), &l4_source));
+        let l7_only_operation = list(at(r, &["to"])).iter().any(|t| {
+            has_any(at(t, &["operation"]), L7_OPERATION) && !has_any(at(t, &["operation"]), &["ports", "notPorts"])
+        });
+        let l7_when =
+            list(at(r, &["when"])).iter().any(|w| !at(w, &["key"]).as_str().is_some_and(|k| L4_WHEN.contains(&k)));
+        if l7_only_source || l7_only_operation || l7_when {
+            out.push(format!(
+                "rule {n} has an entry with only L7 fields: ztunnel never fires this DENY rule (it fails open)"
+            ));
+        } else {
+            out.push(format!(
+                "rule {n}: ztunnel drops its L7 fields and denies every request its L4 fields match (more than written)"
+            ));
+        }
+    }
+    out
+}

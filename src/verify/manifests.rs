@@ -385,7 +385,11 @@ fn admit(mut o: Value, skipped: &mut BTreeMap<String, usize>) -> Result<Admitted
     }
     let warnings = match kind.as_str() {
         "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy" => cilium_rule(&o)?,
-        "AuthorizationPolicy" => authorization_policy(&o),
+        "AuthorizationPolicy" => {
+            let mut w = authorization_policy(&o);
+            w.extend(super::istio::ztunnel_reading(&o));
+            w
+        }
         _ => Vec::new(),
     };
     Ok(Admitted { object: Some(o), warnings })
