@@ -884,12 +884,13 @@ fn diff(paths: &[PathBuf], base: Option<&str>, json: bool, args: &ManifestArgs, 
         ([new], Some(rev)) => (new, new, Some(rev)),
         _ => {
             eprintln!("error: expected `ztp diff OLD NEW` or `ztp diff --base REV [NEW]`");
-            return ExitCode::from(2);
+            return ExitCode::from(1);
         }
     };
     let sides = side(old, old_rev, args, color).and_then(|o| Ok((o, side(new, None, args, color)?)));
+    // Exit 2 means "changed" here, so every error is 1.
     let changes = match sides {
-        Err(code) => return code,
+        Err(_) => return ExitCode::from(1),
         Ok((Side::Program(o), Side::Program(n))) => {
             let (Some(old_ir), Some(new_ir)) = (&o.ir, &n.ir) else { return ExitCode::from(1) };
             let (old_ms, new_ms) = (crate::backend::emit(old_ir), crate::backend::emit(new_ir));
@@ -901,7 +902,7 @@ fn diff(paths: &[PathBuf], base: Option<&str>, json: bool, args: &ManifestArgs, 
         Ok((Side::Manifests(o), Side::Manifests(n))) => crate::verify::estate::diff(&o, &n),
         Ok(_) => {
             eprintln!("error: compare a program with a program, or manifests with manifests");
-            return ExitCode::from(2);
+            return ExitCode::from(1);
         }
     };
     write_out(&if json {

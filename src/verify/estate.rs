@@ -38,8 +38,15 @@ impl Estate {
 
     /// Reads `(name, text)` files.
     pub fn from_files(files: &[(String, String)], trust_domain: &str, root_namespace: &str) -> Estate {
-        let set = manifests::parse(files);
+        let mut set = manifests::parse(files);
         let inventory = Inventory::new(&set.objects, trust_domain);
+        if !set.objects.is_empty() && !inventory.endpoints.iter().any(|e| e.kind != "Gateway") {
+            set.notes.push(
+                "no workloads (Deployment, StatefulSet, DaemonSet, Job, CronJob or Pod): flows are only asked of \
+                 gateways and addresses; add the workloads' YAML to ask about pods"
+                    .to_string(),
+            );
+        }
         Estate { set, inventory, root_namespace: root_namespace.to_string() }
     }
 

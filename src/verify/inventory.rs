@@ -134,7 +134,8 @@ impl Inventory {
                     }
                 }
                 let principal = format!("{trust_domain}/ns/{ns}/sa/{sa}");
-                let endpoint = Endpoint { named_ports, ..Endpoint::pod(&ns, labels, Some(principal)) };
+                let shown = (sa != name).then(|| name.clone());
+                let endpoint = Endpoint { named_ports, name: shown, ..Endpoint::pod(&ns, labels, Some(principal)) };
                 endpoints.push(Named { kind: kind.to_string(), namespace: ns, name, endpoint, ports });
             } else if kind == "Gateway" && at(o, &["spec", "gatewayClassName"]).as_str() != Some("istio-waypoint") {
                 let sa = at(o, &["metadata", "annotations", "gateway.istio.io/service-account"])

@@ -49,6 +49,8 @@ pub struct ManifestSet {
     pub problems: Vec<Problem>,
     /// Objects the verifier does not need, by kind, with how many.
     pub skipped: BTreeMap<String, usize>,
+    /// Remarks about the set as a whole, printed after the problems.
+    pub notes: Vec<String>,
 }
 
 impl ManifestSet {
@@ -66,6 +68,9 @@ impl ManifestSet {
         if !self.skipped.is_empty() {
             let kinds: Vec<String> = self.skipped.iter().map(|(k, n)| format!("{k} ({n})")).collect();
             out.push_str(&format!("note: skipped objects that do not affect reachability: {}\n", kinds.join(", ")));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note: {n}\n"));
         }
         out
     }
@@ -225,7 +230,7 @@ fn first_content_line(start: usize, doc: &str) -> usize {
 /// Parses every file into one set of objects.
 pub fn parse(files: &[(String, String)]) -> ManifestSet {
     let mut set = ManifestSet::default();
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen: BTreeMap<String, (String, usize)> = BTreeMap::new();
     for (file, text) in files {
         for (start, doc) in documents(text) {
             let line = first_content_line(start, &doc);
@@ -286,7 +291,14 @@ pub fn parse(files: &[(String, String)]) -> ManifestSet {
                 }
                 // The name as the model spells it (namespace filled in).
                 let name = set.objects.last().map_or(name, super::name_of);
-                if let Some(first) = seen.get(&name) {
+                if let Some((first, index)) = seen.get(&name) {
+                    if let Some(merged) = labels_only_merge(set.objects.get(*index), set.objects.last()) {
+                        if let Some(slot) = set.objects.get_mut(*index) {
+                            *slot = merged;
+                        }
+                        set.objects.pop();
+                        continue;
+                    }
                     set.problems.push(problem(
                         Severity::Error,
                         line,
@@ -295,12 +307,40 @@ pub fn parse(files: &[(String, String)]) -> ManifestSet {
                     ));
                     continue;
                 }
-                seen.insert(name.clone(), here.clone());
+                seen.insert(name.clone(), (here.clone(), set.objects.len().saturating_sub(1)));
                 set.sources.insert(name, here);
             }
         }
     }
     set
+}
+
+/// A Namespace or Service given twice, once without a `spec`: the way
+/// ztp's output sets labels on an object its owner writes (a Service's
+/// `istio.io/use-waypoint`, a Namespace's dataplane mode). The two are
+/// one object, the labels and annotations of both on the one with a spec.
+fn labels_only_merge(first: Option<&Value>, second: Option<&Value>) -> Option<Value> {
+    let (first, second) = (first?, second?);
+    let kind = at(first, &["kind"]).as_str()?;
+    if kind != "Service" && kind != "Namespace" {
+        return None;
+    }
+    let (mut base, extra) = match (at(first, &["spec"]).is_null(), at(second, &["spec"]).is_null()) {
+        (_, true) => (first.clone(), second),
+        (true, false) => (second.clone(), first),
+        (false, false) => return None,
+    };
+    for key in ["labels", "annotations"] {
+        let Some(add) = at(extra, &["metadata", key]).as_object() else { continue };
+        let Some(meta) = base.get_mut("metadata").and_then(Value::as_object_mut) else { continue };
+        let entry = meta.entry(key.to_string()).or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(m) = entry.as_object_mut() {
+            for (k, v) in add {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Some(base)
 }
 
 /// A CiliumNetworkPolicy with `specs` is one rule per entry (beside

@@ -71,6 +71,9 @@ pub struct Endpoint {
     /// The node's own network namespace (kubelet probes): toward an
     /// ambient pod it is SNATed to 169.254.7.127 and skips ztunnel.
     pub host: bool,
+    /// The workload's name, when it is known and differs from what the
+    /// service account says (manifests' pods running as `default`).
+    pub name: Option<String>,
 }
 
 impl Endpoint {
@@ -84,6 +87,7 @@ impl Endpoint {
             address: None,
             named_ports: BTreeMap::new(),
             host: false,
+            name: None,
         }
     }
 
@@ -115,6 +119,7 @@ impl Endpoint {
             (None, _) if self.dns_name.is_some() => self.dns_name.clone().unwrap_or_default(),
             (None, _) if self.address.is_some() => self.address.map(|a| a.addr.to_string()).unwrap_or_default(),
             (None, _) => "world".to_string(),
+            (Some(ns), _) if self.name.is_some() => format!("{ns}/{}", self.name.as_deref().unwrap_or_default()),
             (Some(ns), Some(p)) => format!("{ns}/{}", p.rsplit('/').next().unwrap_or(p)),
             (Some(ns), None) => format!("{ns}/(no identity)"),
         }
