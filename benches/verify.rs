@@ -1,6 +1,6 @@
 //! Criterion benches for the reachability verifier on a generated estate
 //! of 10,000 workloads (`support/generate.rs`): one `explain` query over
-//! the checked program (emit, model, judge), the same query from the
+//! the checked program's objects (model, judge), the same query from the
 //! program's text (check included, as `ztp explain` runs it), and 1,000
 //! `expect` lines judged over the emitted objects, alone and as part of
 //! `ztp check` / `ztp test`. `cargo bench --bench verify`.
@@ -32,18 +32,18 @@ fn verify(c: &mut Criterion) {
 
     let fs = estate(0);
     let Ok(checked) = driver::check(&fs, root) else { return };
-    let Some(ir) = &checked.ir else { return };
+    let (Some(ir), Some(manifests)) = (&checked.ir, &checked.manifests) else { return };
     // A flow from the middle of the estate, with its L7 request if it has one.
     let Some(flow) = ir.flows.get(ir.flows.len() / 2) else { return };
     g.bench_function(BenchmarkId::new("explain-one-query", WORKLOADS), |b| {
-        b.iter(|| black_box(report::explain(ir, &flow.src, &flow.dst, flow.http.as_ref())))
+        b.iter(|| black_box(report::explain_over(ir, manifests, &flow.src, &flow.dst, flow.http.as_ref())))
     });
     g.bench_function(BenchmarkId::new("check+explain-one-query", WORKLOADS), |b| {
         b.iter(|| {
             let Ok(checked) = driver::check(&fs, root) else { return };
-            let Some(ir) = &checked.ir else { return };
+            let (Some(ir), Some(manifests)) = (&checked.ir, &checked.manifests) else { return };
             if let Some(f) = ir.flows.get(ir.flows.len() / 2) {
-                black_box(report::explain(ir, &f.src, &f.dst, f.http.as_ref()));
+                black_box(report::explain_over(ir, manifests, &f.src, &f.dst, f.http.as_ref()));
             }
         })
     });

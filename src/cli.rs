@@ -744,7 +744,10 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
             Some(crate::ir::Http { methods: vec![*m], paths: vec![p], headers: Default::default() })
         }
     };
-    let explained = crate::verify::report::explain(ir, &peer, &dest, http.as_ref());
+    let explained = match &checked.manifests {
+        Some(ms) => crate::verify::report::explain_over(ir, ms, &peer, &dest, http.as_ref()),
+        None => crate::verify::report::explain(ir, &peer, &dest, http.as_ref()),
+    };
     render(&explained)
 }
 
