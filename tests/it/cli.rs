@@ -311,7 +311,7 @@ fn manifests_are_judged_as_foreign_yaml_by_explain_test_and_graph() {
 
     let o = ztp(&["test", "--manifests", lab, "tests/fixtures/verify/lab/expectations"], None);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
-    assert!(String::from_utf8_lossy(&o.stdout).ends_with("13 passed, 0 failed\n"));
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("15 passed, 0 failed\n"));
 
     let dir = scratch("manifests");
     let wrong = dir.join("wrong");
