@@ -27,6 +27,38 @@ pub struct Estate {
     pub root_namespace: String,
 }
 
+/// A warning for each AuthorizationPolicy that targets a Service no
+/// waypoint takes: it is enforced nowhere.
+fn unbound_targets(set: &ManifestSet, root_namespace: &str) -> Vec<Problem> {
+    let model = Model::steady(&set.objects, root_namespace);
+    let mut out = Vec::new();
+    for p in set.objects.iter().filter(|o| at(o, &["kind"]).as_str() == Some("AuthorizationPolicy")) {
+        let ns = at(p, &["metadata", "namespace"]).as_str().unwrap_or("default");
+        let name = super::name_of(p);
+        let (file, line) = set
+            .sources
+            .get(&name)
+            .and_then(|s| s.rsplit_once(':'))
+            .map_or((String::new(), 1), |(f, l)| (f.to_string(), l.parse().unwrap_or(1)));
+        for r in list(at(p, &["spec", "targetRefs"])) {
+            if at(r, &["kind"]).as_str() != Some("Service") || !at(r, &["group"]).as_str().is_none_or(str::is_empty) {
+                continue;
+            }
+            let Some(svc) = at(r, &["name"]).as_str() else { continue };
+            if let Some(why) = model.unbound_service(ns, svc) {
+                out.push(Problem {
+                    severity: Severity::Warning,
+                    file: file.clone(),
+                    line,
+                    column: 1,
+                    message: format!("{name}: enforced nowhere (AncestorNotBound): {why}"),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// A request: method and path.
 pub type Request = (String, String);
 
@@ -39,6 +71,8 @@ impl Estate {
     /// Reads `(name, text)` files.
     pub fn from_files(files: &[(String, String)], trust_domain: &str, root_namespace: &str) -> Estate {
         let mut set = manifests::parse(files);
+        let unbound = unbound_targets(&set, root_namespace);
+        set.problems.extend(unbound);
         let inventory = Inventory::new(&set.objects, trust_domain);
         if !set.objects.is_empty() && !inventory.endpoints.iter().any(|e| e.kind != "Gateway") {
             set.notes.push(

@@ -89,6 +89,32 @@ fn binding<'l>(
 }
 
 impl<'a> Model<'a> {
+    /// Why no waypoint takes the traffic of Service `ns/name` in the
+    /// steady state (`None`: one does), for a policy that targets it: such
+    /// a policy is enforced nowhere (istiod's `AncestorNotBound`).
+    pub(super) fn unbound_service(&self, ns: &str, name: &str) -> Option<String> {
+        let Some(svc) = self.service(ns, name) else {
+            return Some(format!("there is no Service {ns}/{name}"));
+        };
+        let ns_labels = self.namespace_labels(ns);
+        let svc_labels = string_map(at(svc, &["metadata", "labels"]));
+        let Some((waypoint, wns)) = binding(&svc_labels, ns_labels, ns) else {
+            return Some(format!(
+                "no `{USE_WAYPOINT}` label binds Service {ns}/{name} to a waypoint (or it says `none`)"
+            ));
+        };
+        let Some(gateway) = self.gateway(wns, waypoint) else {
+            return Some(format!("Service {ns}/{name} names waypoint {wns}/{waypoint}, which does not exist"));
+        };
+        if !serves(gateway, "service") {
+            return Some(format!("waypoint {wns}/{waypoint} does not serve Service traffic (`istio.io/waypoint-for`)"));
+        }
+        if !admits_namespace(gateway, ns, ns_labels) {
+            return Some(format!("waypoint {wns}/{waypoint} does not admit namespace {ns} (AttachmentDenied)"));
+        }
+        None
+    }
+
     /// The waypoint `f` passes, if any.
     pub(super) fn waypoint_of(&self, f: &Flow) -> Option<Route> {
         let ns = f.dst.namespace.as_deref()?;
