@@ -465,7 +465,50 @@ fn cilium_rule(o: &Value) -> Result<Vec<String>, String> {
             "every section is an empty list: the agent rejects the rule (Valid=False) and enforces nothing".to_string(),
         );
     }
+    for rule in list(at(spec, &["egress"])) {
+        for f in list(at(rule, &["toFQDNs"])) {
+            let Some(pattern) = at(f, &["matchPattern"]).as_str() else { continue };
+            if !pattern.is_empty() && pattern.chars().all(|c| c == '*') {
+                warnings.push(format!("toFQDNs pattern `{pattern}` matches every name"));
+            } else if let Some(rest) = pattern.strip_prefix('*')
+                && !rest.starts_with('.')
+                && !rest.starts_with('*')
+            {
+                warnings.push(format!(
+                    "toFQDNs pattern `{pattern}`: the star stays inside one label, so it matches `{rest}` and `evil{rest}`, not `www.{rest}`"
+                ));
+            }
+        }
+    }
+    if not_in_namespace_without_exists(spec) {
+        warnings.push(format!(
+            "a `NotIn` on `{NAMESPACE_KEY}` without `Exists` beside it also matches endpoints with no namespace (world, host)"
+        ));
+    }
     Ok(warnings)
+}
+
+const NAMESPACE_KEY: &str = "k8s:io.kubernetes.pod.namespace";
+
+/// Whether some selector under `v` has a `NotIn` on the namespace label
+/// and no `Exists` on it (DOMAIN.md: such a selector matches the world).
+fn not_in_namespace_without_exists(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => {
+            let exprs = m.get("matchExpressions").map(list).unwrap_or_default();
+            let on_ns = |op: &str| {
+                exprs.iter().any(|e| {
+                    at(e, &["operator"]).as_str() == Some(op)
+                        && at(e, &["key"])
+                            .as_str()
+                            .is_some_and(|k| k == NAMESPACE_KEY || k == "io.kubernetes.pod.namespace")
+                })
+            };
+            (on_ns("NotIn") && !on_ns("Exists")) || m.values().any(not_in_namespace_without_exists)
+        }
+        Value::Array(a) => a.iter().any(not_in_namespace_without_exists),
+        _ => false,
+    }
 }
 
 /// AuthorizationPolicy shapes that are easy to misread.
