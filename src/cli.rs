@@ -123,11 +123,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
         message_format: MessageFormat,
     },
-    /// Explain whether a flow is allowed: every hop and layer, the object and the `.ztp` line that decided.
+    /// Explain whether a flow is allowed: every hop and layer, the object and the `.ztp` line (or YAML file and line) that decided.
     Explain {
-        /// `[PATH] SRC '->' DST[:PORT]` (quote the arrow in a shell), e.g. `examples/hello-db hello-gateway '->' hello-app:http`.
+        /// `[PATH] SRC '->' DST[:PORT]` (quote the arrow in a shell), e.g. `examples/hello-db hello-gateway '->' hello-app:http`; with `--manifests DIR`, just `SRC '->' DST[:PORT]`.
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
         query: Vec<String>,
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Address the destination's pod IP, not its Service (`--manifests` only).
+        #[arg(long)]
+        pod_ip: bool,
         /// The request's HTTP method (for L7 rules).
         #[arg(long)]
         method: Option<String>,
@@ -138,12 +143,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The reachability change between two versions of a program: flows newly allowed or denied, and why. Exit 0 unchanged, 2 changed.
+    /// The reachability change between two versions of a program (or two directories of manifests): flows newly allowed or denied, and why. Exit 0 unchanged, 2 changed.
     Diff {
-        /// The old version (file or directory).
-        old: PathBuf,
-        /// The new version (file or directory).
-        new: PathBuf,
+        /// `OLD NEW`, two programs or two manifest directories; with `--base REV`, just `[NEW]` (default: the current directory).
+        #[arg(num_args = 0..=2)]
+        paths: Vec<PathBuf>,
+        /// Compare NEW with itself as of this git revision.
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
+        #[command(flatten)]
+        manifests: ManifestArgs,
         /// Print the change as JSON.
         #[arg(long)]
         json: bool,
@@ -155,11 +164,15 @@ enum Command {
         /// The output language.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+        #[command(flatten)]
+        manifests: ManifestArgs,
     },
     /// Check every `expect` line against the emitted policy; prints `N passed, M failed`.
     Test {
-        /// File or directory (default: the current directory).
+        /// File or directory (default: the current directory); with `--manifests DIR`, a file of `allow|deny SRC -> DST` lines.
         path: Option<PathBuf>,
+        #[command(flatten)]
+        manifests: ManifestArgs,
     },
     /// List the diagnostic codes, or explain one (`ztp codes Z0201`).
     Codes { code: Option<String> },
@@ -276,6 +289,20 @@ struct ConnectArgs {
 }
 
 /// How to reach the cluster and which ApplySet to use.
+/// Questions about a directory of Kubernetes YAML instead of a program.
+#[derive(clap::Args, Clone)]
+struct ManifestArgs {
+    /// Judge the Cilium, Istio and Gateway API objects under DIR (any author; multi-document YAML) instead of a program.
+    #[arg(long, value_name = "DIR")]
+    manifests: Option<PathBuf>,
+    /// The mesh's trust domain, for the identities of workloads read from manifests.
+    #[arg(long, default_value = "cluster.local")]
+    trust_domain: String,
+    /// Istio's root namespace, for manifests.
+    #[arg(long, default_value = "istio-system")]
+    root_namespace: String,
+}
+
 #[derive(clap::Args, Clone)]
 struct ClusterArgs {
     #[command(flatten)]
@@ -323,10 +350,15 @@ pub fn run() -> ExitCode {
         }
         Command::Codes { code } => explain_codes(code),
         Command::Lsp => crate::lsp::run(),
-        Command::Test { path } => test(path, color),
-        Command::Graph { path, format } => graph(path, format, color),
-        Command::Diff { old, new, json } => diff(&old, &new, json, color),
-        Command::Explain { query, method, path, json } => explain(&query, method, path, json, color),
+        Command::Test { path, manifests } => match manifests.manifests.clone() {
+            Some(dir) => test_manifests(&dir, path, &manifests),
+            None => test(path, color),
+        },
+        Command::Graph { path, format, manifests } => graph(path, format, &manifests, color),
+        Command::Diff { paths, base, json, manifests } => diff(&paths, base.as_deref(), json, &manifests, color),
+        Command::Explain { query, method, path, json, manifests, pod_ip } => {
+            explain(&query, ExplainFlags { method, http_path: path, json, pod_ip, manifests }, color)
+        }
         Command::Plan { path, cluster, json, out, detailed_exitcode, diff_context } => {
             let mut req = request(Verb::Plan, &cluster, color);
             req.json = json;
@@ -620,24 +652,38 @@ fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, colo
     if errors > 0 || (deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
+/// `ztp explain`'s flags (they may also arrive inside the query).
+struct ExplainFlags {
+    method: Option<String>,
+    http_path: Option<String>,
+    json: bool,
+    pod_ip: bool,
+    manifests: ManifestArgs,
+}
+
 /// `ztp explain [PATH] SRC -> DST[:PORT]`.
-fn explain(query: &[String], method: Option<String>, http_path: Option<String>, json: bool, color: bool) -> ExitCode {
+fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
     // `->` must be quoted in a shell ('->'), so also take `SRC->DST` in
     // one argument, or just `[PATH] SRC DST`.
     // Flags after the query arrive inside it (the arrow needs hyphen values).
-    let (mut method, mut http_path, mut json) = (method, http_path, json);
+    let ExplainFlags { mut method, mut http_path, mut json, mut pod_ip, mut manifests } = flags;
     let mut rest = Vec::new();
     let mut it = query.iter();
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "--method" => method = it.next().cloned(),
-            "--path" => http_path = it.next().cloned(),
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned());
+        match flag {
+            "--method" => method = value(),
+            "--path" => http_path = value(),
+            "--manifests" => manifests.manifests = value().map(PathBuf::from),
+            "--trust-domain" => manifests.trust_domain = value().unwrap_or_default(),
+            "--root-namespace" => manifests.root_namespace = value().unwrap_or_default(),
             "--json" => json = true,
-            _ => match (a.strip_prefix("--method="), a.strip_prefix("--path=")) {
-                (Some(m), _) => method = Some(m.to_string()),
-                (_, Some(p)) => http_path = Some(p.to_string()),
-                _ => rest.push(a.clone()),
-            },
+            "--pod-ip" => pod_ip = true,
+            _ => rest.push(a.clone()),
         }
     }
     let joined = rest.join(" ");
@@ -645,6 +691,36 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
         Some((left, right)) => left.split_whitespace().chain(right.split_whitespace()).collect(),
         None => joined.split_whitespace().collect(),
     };
+    let render = |explained: &[crate::verify::report::Explained]| {
+        write_out(&if json {
+            crate::verify::report::explain_json(explained)
+        } else {
+            crate::verify::report::explain_text(explained)
+        });
+        ExitCode::SUCCESS
+    };
+    if let Some(dir) = &manifests.manifests {
+        let [src, dst] = words.as_slice() else {
+            eprintln!("error: expected `SRC '->' DST[:PORT]` with --manifests, got `{joined}`");
+            return ExitCode::from(2);
+        };
+        let estate = match open_estate(dir, &manifests) {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        let request = match request_of(method.as_deref(), http_path.as_deref()) {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        let model = estate.model();
+        return match crate::verify::estate::explain(&estate, &model, src, dst, request.as_ref(), pod_ip) {
+            Ok(explained) => render(&explained),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let (path, src, dst) = match words.as_slice() {
         [src, dst] => (PathBuf::from("."), *src, *dst),
         [path, src, dst] => (PathBuf::from(path), *src, *dst),
@@ -653,7 +729,7 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
             return ExitCode::from(2);
         }
     };
-    let checked = match lowered(&path, color) {
+    let checked = match lowered(&RealFs, &path, color) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -667,35 +743,63 @@ fn explain(query: &[String], method: Option<String>, http_path: Option<String>, 
             return ExitCode::from(2);
         }
     };
-    let http = match (&method, &http_path) {
-        (None, None) => crate::verify::report::default_http(ir, &peer, &dest),
-        _ => {
-            let m = method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    let http = match request_of(method.as_deref(), http_path.as_deref()) {
+        Err(code) => return code,
+        Ok(None) => crate::verify::report::default_http(ir, &peer, &dest),
+        Ok(Some((m, p))) => {
             let Some((_, m)) = crate::value::HTTP_METHODS.iter().find(|(name, _)| *name == m) else {
-                eprintln!("error: `{m}` is not an HTTP method");
                 return ExitCode::from(2);
             };
-            Some(crate::ir::Http {
-                methods: vec![*m],
-                paths: vec![http_path.clone().unwrap_or_else(|| "/".into())],
-                headers: Default::default(),
-            })
+            Some(crate::ir::Http { methods: vec![*m], paths: vec![p], headers: Default::default() })
         }
     };
-    let explained = crate::verify::report::explain(ir, &peer, &dest, http.as_ref());
-    write_out(&if json {
-        crate::verify::report::explain_json(&explained)
-    } else {
-        crate::verify::report::explain_text(&explained)
-    });
-    ExitCode::SUCCESS
+    let explained = match &checked.manifests {
+        Some(ms) => crate::verify::report::explain_over(ir, ms, &peer, &dest, http.as_ref()),
+        None => crate::verify::report::explain(ir, &peer, &dest, http.as_ref()),
+    };
+    render(&explained)
+}
+
+/// `--method` and `--path` as a request (`GET` and `/` where one is left out).
+fn request_of(method: Option<&str>, path: Option<&str>) -> Result<Option<(String, String)>, ExitCode> {
+    if method.is_none() && path.is_none() {
+        return Ok(None);
+    }
+    let m = method.unwrap_or("GET").to_ascii_uppercase();
+    if !crate::value::HTTP_METHODS.iter().any(|(name, _)| *name == m) {
+        eprintln!("error: `{m}` is not an HTTP method");
+        return Err(ExitCode::from(2));
+    }
+    Ok(Some((m, path.unwrap_or("/").to_string())))
+}
+
+/// Reads a manifest directory, printing its problems; none of it is
+/// judged when one is an error.
+fn open_estate(dir: &Path, args: &ManifestArgs) -> Result<crate::verify::estate::Estate, ExitCode> {
+    let estate = crate::verify::estate::Estate::read(dir, &args.trust_domain, &args.root_namespace).map_err(|e| {
+        eprintln!("error: {}: {e}", dir.display());
+        ExitCode::from(2)
+    })?;
+    estate_problems(estate, &dir.display().to_string())
+}
+
+fn estate_problems(
+    estate: crate::verify::estate::Estate,
+    what: &str,
+) -> Result<crate::verify::estate::Estate, ExitCode> {
+    eprint!("{}", estate.set.report());
+    if estate.set.has_errors() {
+        eprintln!("error: {what} has errors; nothing was judged");
+        return Err(ExitCode::from(1));
+    }
+    Ok(estate)
 }
 
 /// Checks the program at `path` for a command that needs its IR: the
 /// diagnostics are printed and an exit code returned when there is none
 /// (failed expectations aside, which leave the IR in place).
-fn lowered(path: &Path, color: bool) -> Result<driver::Checked, ExitCode> {
-    let checked = driver::check(&RealFs, path).map_err(|e| {
+fn lowered(fs: &dyn crate::resolve::load::FileSystem, path: &Path, color: bool) -> Result<driver::Checked, ExitCode> {
+    let checked = driver::check(fs, path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
@@ -707,23 +811,112 @@ fn lowered(path: &Path, color: bool) -> Result<driver::Checked, ExitCode> {
     Ok(checked)
 }
 
-/// `ztp diff OLD NEW`.
-fn diff(old: &Path, new: &Path, json: bool, color: bool) -> ExitCode {
-    let mut versions = Vec::new();
-    for path in [old, new] {
-        match lowered(path, color) {
-            Ok(c) => versions.extend(c.ir.map(|ir| {
-                let manifests = crate::backend::emit(&ir);
-                (ir, manifests)
-            })),
-            Err(code) => return code,
+/// One side of `ztp diff`: a program or a manifest set, on disk or at a
+/// git revision.
+enum Side {
+    Program(Box<driver::Checked>),
+    Manifests(crate::verify::estate::Estate),
+}
+
+/// Whether `path` holds manifests rather than a program: a YAML file, or a
+/// directory with YAML and no `.ztp` file.
+fn holds_manifests(files: &[PathBuf], path: &Path) -> bool {
+    let ext = |p: &Path, e: &[&str]| p.extension().is_some_and(|x| e.iter().any(|e| x == *e));
+    if ext(path, &["yaml", "yml", "json"]) {
+        return true;
+    }
+    !files.iter().any(|f| ext(f, &["ztp"])) && files.iter().any(|f| ext(f, &["yaml", "yml", "json"]))
+}
+
+fn side(path: &Path, rev: Option<&str>, args: &ManifestArgs, color: bool) -> Result<Side, ExitCode> {
+    let shown = match rev {
+        Some(r) => format!("{}@{r}", path.display()),
+        None => path.display().to_string(),
+    };
+    match rev {
+        None => {
+            let mut files = Vec::new();
+            if path.is_dir() {
+                let _ = collect_files(path, &mut files, 0);
+            }
+            if holds_manifests(&files, path) {
+                return open_estate(path, args).map(Side::Manifests);
+            }
+            lowered(&RealFs, path, color).map(|c| Side::Program(Box::new(c)))
+        }
+        Some(rev) => {
+            let at = crate::verify::revision::read(path, rev).map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            })?;
+            let names: Vec<PathBuf> = at.files.iter().map(|(p, _)| p.clone()).collect();
+            if holds_manifests(&names, &at.path) {
+                let texts: Vec<(String, String)> = at
+                    .files
+                    .iter()
+                    .filter(|(p, _)| p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json"))
+                    .map(|(p, b)| {
+                        let rel = p.strip_prefix(&at.path).unwrap_or(p);
+                        let name = if rel.as_os_str().is_empty() { p.as_path() } else { rel };
+                        (name.to_string_lossy().into_owned(), String::from_utf8_lossy(b).into_owned())
+                    })
+                    .collect();
+                let estate =
+                    crate::verify::estate::Estate::from_files(&texts, &args.trust_domain, &args.root_namespace);
+                return estate_problems(estate, &shown).map(Side::Manifests);
+            }
+            let fs = crate::resolve::load::MemoryFs { files: at.files.into_iter().collect() };
+            lowered(&fs, &at.path, color).map(|c| Side::Program(Box::new(c)))
         }
     }
-    let [(old_ir, old_ms), (new_ir, new_ms)] = versions.as_slice() else { return ExitCode::from(2) };
-    let changes = crate::verify::diff::run(
-        &crate::verify::diff::Version { ir: old_ir, manifests: old_ms },
-        &crate::verify::diff::Version { ir: new_ir, manifests: new_ms },
-    );
+}
+
+/// Every file under `dir`, for telling a program from manifests.
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+    if depth > 8 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect_files(&p, out, depth + 1)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// `ztp diff OLD NEW`, or `ztp diff --base REV [NEW]`.
+fn diff(paths: &[PathBuf], base: Option<&str>, json: bool, args: &ManifestArgs, color: bool) -> ExitCode {
+    let here = PathBuf::from(".");
+    let (old, new, old_rev) = match (paths, base) {
+        ([old, new], None) => (old, new, None),
+        ([], Some(rev)) => (&here, &here, Some(rev)),
+        ([new], Some(rev)) => (new, new, Some(rev)),
+        _ => {
+            eprintln!("error: expected `ztp diff OLD NEW` or `ztp diff --base REV [NEW]`");
+            return ExitCode::from(1);
+        }
+    };
+    let sides = side(old, old_rev, args, color).and_then(|o| Ok((o, side(new, None, args, color)?)));
+    // Exit 2 means "changed" here, so every error is 1.
+    let changes = match sides {
+        Err(_) => return ExitCode::from(1),
+        Ok((Side::Program(o), Side::Program(n))) => {
+            let (Some(old_ir), Some(new_ir)) = (&o.ir, &n.ir) else { return ExitCode::from(1) };
+            let (old_ms, new_ms) = (crate::backend::emit(old_ir), crate::backend::emit(new_ir));
+            crate::verify::diff::run(
+                &crate::verify::diff::Version { ir: old_ir, manifests: &old_ms },
+                &crate::verify::diff::Version { ir: new_ir, manifests: &new_ms },
+            )
+        }
+        Ok((Side::Manifests(o), Side::Manifests(n))) => crate::verify::estate::diff(&o, &n),
+        Ok(_) => {
+            eprintln!("error: compare a program with a program, or manifests with manifests");
+            return ExitCode::from(1);
+        }
+    };
     write_out(&if json {
         crate::verify::report::diff_json(&changes)
     } else {
@@ -733,18 +926,63 @@ fn diff(old: &Path, new: &Path, json: bool, color: bool) -> ExitCode {
 }
 
 /// `ztp graph`.
-fn graph(path: Option<PathBuf>, format: GraphFormat, color: bool) -> ExitCode {
-    let checked = match lowered(&path.unwrap_or_else(|| PathBuf::from(".")), color) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let Some(ir) = &checked.ir else { return ExitCode::from(1) };
+fn graph(path: Option<PathBuf>, format: GraphFormat, args: &ManifestArgs, color: bool) -> ExitCode {
     let format = match format {
         GraphFormat::Dot => crate::graph::Format::Dot,
         GraphFormat::Mermaid => crate::graph::Format::Mermaid,
     };
+    if let Some(dir) = &args.manifests {
+        let estate = match open_estate(dir, args) {
+            Ok(e) => e,
+            Err(code) => return code,
+        };
+        let title = dir.file_name().map_or_else(|| "manifests".to_string(), |n| n.to_string_lossy().into_owned());
+        write_out(&crate::verify::estate::graph(&estate, &estate.model(), &title, format));
+        return ExitCode::SUCCESS;
+    }
+    let checked = match lowered(&RealFs, &path.unwrap_or_else(|| PathBuf::from(".")), color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(ir) = &checked.ir else { return ExitCode::from(1) };
     write_out(&crate::graph::render(ir, format));
     ExitCode::SUCCESS
+}
+
+/// `ztp test --manifests DIR FILE`: the expectations of FILE judged over
+/// the manifests under DIR.
+fn test_manifests(dir: &Path, file: Option<PathBuf>, args: &ManifestArgs) -> ExitCode {
+    let Some(file) = file else {
+        eprintln!("error: `ztp test --manifests DIR FILE` needs a file of `allow|deny SRC -> DST` lines");
+        return ExitCode::from(2);
+    };
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let estate = match open_estate(dir, args) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let mut sources = SourceMap::new();
+    let name = file.display().to_string();
+    let (expectations, mut problems) = crate::verify::estate::parse_expectations(&name, &text, &mut sources);
+    let model = estate.model();
+    let (outcomes, unknown) = crate::verify::estate::run_expectations(&estate, &model, &expectations, &sources);
+    problems.extend(unknown);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        eprintln!("error: {name} has errors; no expectation was judged");
+        return ExitCode::from(1);
+    }
+    let (out, failed) = crate::verify::report::test_text(&outcomes, &sources);
+    write_out(&out);
+    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 /// `ztp test`: every expectation with its outcome, then the counts. Other

@@ -3,7 +3,8 @@
 //! external names and CIDRs are nodes outside every namespace; each flow is
 //! an edge labelled with its ports and, for L7 flows, the methods and paths
 //! its waypoint allows. The output is deterministic: nodes and edges follow
-//! the IR's sorted tables.
+//! the IR's sorted tables. `draw` is shared with the picture of a
+//! manifest set (`verify::estate`).
 
 use crate::ir::{Dest, Flow, Ir, Peer};
 use std::collections::BTreeMap;
@@ -15,12 +16,13 @@ pub enum Format {
     Mermaid,
 }
 
-struct Node {
-    id: String,
-    label: String,
+/// A node of the picture.
+pub(crate) struct Node {
+    pub(crate) id: String,
+    pub(crate) label: String,
     /// `None` outside every namespace.
-    namespace: Option<String>,
-    external: bool,
+    pub(crate) namespace: Option<String>,
+    pub(crate) external: bool,
 }
 
 fn node_of_peer(ir: &Ir, p: &Peer) -> Option<Node> {
@@ -83,7 +85,7 @@ fn node_of_dest(ir: &Ir, d: &Dest) -> Option<(Node, String)> {
 }
 
 /// A node id both languages accept.
-fn id(raw: &str) -> String {
+pub(crate) fn id(raw: &str) -> String {
     raw.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
 }
 
@@ -134,6 +136,16 @@ pub fn render(ir: &Ir, format: Format) -> String {
         nodes.entry(src.id.clone()).or_insert(src);
         nodes.entry(dst.id.clone()).or_insert(dst);
     }
+    draw(&ir.stack, &nodes, &edges, format)
+}
+
+/// Draws nodes (grouped by namespace) and labelled edges, in order.
+pub(crate) fn draw(
+    title: &str,
+    nodes: &BTreeMap<String, Node>,
+    edges: &[(String, String, String)],
+    format: Format,
+) -> String {
     let mut by_ns: BTreeMap<Option<String>, Vec<&Node>> = BTreeMap::new();
     for n in nodes.values() {
         by_ns.entry(n.namespace.clone()).or_default().push(n);
@@ -143,7 +155,7 @@ pub fn render(ir: &Ir, format: Format) -> String {
         Format::Dot => {
             out.push_str(&format!(
                 "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
-                escape(&ir.stack, format)
+                escape(title, format)
             ));
             for (ns, members) in &by_ns {
                 let indent = if ns.is_some() { "    " } else { "  " };
@@ -162,7 +174,7 @@ pub fn render(ir: &Ir, format: Format) -> String {
                     out.push_str("  }\n");
                 }
             }
-            for (a, b, l) in &edges {
+            for (a, b, l) in edges {
                 out.push_str(&format!("  {a} -> {b} [label=\"{}\"];\n", escape(l, format)));
             }
             out.push_str("}\n");
@@ -182,7 +194,7 @@ pub fn render(ir: &Ir, format: Format) -> String {
                     out.push_str("  end\n");
                 }
             }
-            for (a, b, l) in &edges {
+            for (a, b, l) in edges {
                 out.push_str(&format!("  {a} -->|\"{}\"| {b}\n", escape(l, format)));
             }
         }

@@ -66,8 +66,9 @@ pub struct Program {
     pub load_error: Option<String>,
     /// URI → the diagnostics last published.
     pub published: BTreeMap<String, Vec<lsp::Diagnostic>>,
-    /// The reachability model of the emitted objects, built for a hover.
-    pub model: Option<crate::verify::Model>,
+    /// The emitted objects as JSON, made for the first hover that judges a
+    /// flow; each such hover indexes them into a reachability model.
+    pub model: Option<Vec<serde_json::Value>>,
 }
 
 impl Program {
@@ -103,7 +104,7 @@ impl Program {
 /// A replaced analysis and its model, kept only to be dropped later.
 pub struct Leftover {
     _analysis: Option<Analysis>,
-    _model: Option<crate::verify::Model>,
+    _model: Option<Vec<serde_json::Value>>,
 }
 
 /// How spans become LSP locations: through each file's line index.

@@ -18,7 +18,12 @@ use crate::source::{SourceId, Span};
 use crate::verify::{Model, intent};
 
 /// The hover text (Markdown) at `offset`, and the span it is about.
-pub fn hover(a: &Analysis, model: &mut Option<Model>, id: SourceId, offset: usize) -> Option<(String, Span)> {
+pub fn hover(
+    a: &Analysis,
+    model: &mut Option<Vec<serde_json::Value>>,
+    id: SourceId,
+    offset: usize,
+) -> Option<(String, Span)> {
     let program = a.program()?;
     if let Some((span, symbol)) = a.index.as_ref().and_then(|ix| ix.at(id, offset)) {
         return Some((describe(a, program, symbol)?, span));
@@ -148,7 +153,7 @@ fn flow_at(a: &Analysis, id: SourceId, offset: usize) -> Option<&ast::Flow> {
     None
 }
 
-fn flow_text(a: &Analysis, model: &mut Option<Model>, f: &ast::Flow) -> String {
+fn flow_text(a: &Analysis, model: &mut Option<Vec<serde_json::Value>>, f: &ast::Flow) -> String {
     let head = format!("**{}**", f.kind.keyword());
     let Some(ir) = a.ir() else {
         return format!(
@@ -160,7 +165,8 @@ fn flow_text(a: &Analysis, model: &mut Option<Model>, f: &ast::Flow) -> String {
     if lowered.is_empty() && expects.is_empty() {
         return format!("{head}\n\nThis flow emits nothing.");
     }
-    let m = model.get_or_insert_with(|| build_model(a, ir));
+    let objects = model.get_or_insert_with(|| build_objects(a, ir));
+    let m = &Model::steady(objects.iter(), &ir.mesh.root_namespace);
     let mut text = head;
     for x in &lowered {
         if let Some(via) = x.via.and_then(|v| ir.waypoint(v)) {
@@ -175,12 +181,11 @@ fn flow_text(a: &Analysis, model: &mut Option<Model>, f: &ast::Flow) -> String {
     text
 }
 
-fn build_model(a: &Analysis, ir: &Ir) -> Model {
-    let objects: Vec<serde_json::Value> = match &a.checked.manifests {
+fn build_objects(a: &Analysis, ir: &Ir) -> Vec<serde_json::Value> {
+    match &a.checked.manifests {
         Some(ms) => ms.iter().map(crate::manifest::Manifest::to_value).collect(),
         None => crate::backend::emit(ir).iter().map(crate::manifest::Manifest::to_value).collect(),
-    };
-    Model::steady(&objects, &ir.mesh.root_namespace)
+    }
 }
 
 /// Each concrete flow with its verdict, the deciding layers and objects.

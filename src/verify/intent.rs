@@ -27,7 +27,7 @@ fn gateway(ir: &Ir, g: usize) -> Option<Endpoint> {
 
 /// The first address of `set` outside its excepts (the network address
 /// itself when nothing is excepted there).
-fn address_of(set: &CidrSet) -> Cidr {
+pub(crate) fn address_of(set: &CidrSet) -> Cidr {
     let host = |c: &Cidr| Cidr { addr: c.addr, prefix: if c.addr.is_ipv4() { 32 } else { 128 } };
     let mut candidate = host(&set.cidr);
     for e in &set.except {

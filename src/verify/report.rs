@@ -43,9 +43,19 @@ pub fn default_http(ir: &Ir, src: &Peer, dst: &Dest) -> Option<Http> {
 
 /// Judges `src -> dst` over what `ir` emits, in its steady state.
 pub fn explain(ir: &Ir, src: &Peer, dst: &Dest, http: Option<&Http>) -> Vec<Explained> {
-    let objects: Vec<Value> = crate::backend::emit(ir).iter().map(Manifest::to_value).collect();
+    explain_over(ir, &crate::backend::emit(ir), src, dst, http)
+}
+
+/// Judges `src -> dst` over `manifests`, what `ir` emitted. Only the
+/// objects that can bear on these flows are read into the model (see
+/// [`bearing_on`]), so one question on a large estate does not parse
+/// every policy of it.
+pub fn explain_over(ir: &Ir, manifests: &[Manifest], src: &Peer, dst: &Dest, http: Option<&Http>) -> Vec<Explained> {
+    let flows = intent::flows(ir, src, dst, http);
+    let objects: Vec<Value> =
+        bearing_on(manifests, &flows, &ir.mesh.root_namespace).into_iter().map(Manifest::to_value).collect();
     let model = Model::steady(&objects, &ir.mesh.root_namespace);
-    intent::flows(ir, src, dst, http)
+    flows
         .into_iter()
         .map(|(name, flow)| {
             let (verdict, steps) = model.explain(&flow);
@@ -58,6 +68,34 @@ pub fn explain(ir: &Ir, src: &Peer, dst: &Dest, http: Option<&Http>) -> Vec<Expl
                 .collect();
             Explained { name, flow, verdict, steps }
         })
+        .collect()
+}
+
+/// The objects that can decide `flows`: every cluster-wide object, and
+/// the namespaced ones of the root namespace, of each flow's source and
+/// destination, and of any other namespace whose waypoint a destination's
+/// Service or Namespace names (`istio.io/use-waypoint-namespace`). Cilium
+/// reads the source's and destination's (and a waypoint's) policies,
+/// ztunnel the destination's and the root's, a waypoint its own
+/// namespace's; no other namespace's object can change a verdict.
+pub fn bearing_on<'m>(manifests: &'m [Manifest], flows: &[(String, Flow)], root: &str) -> Vec<&'m Manifest> {
+    let mut namespaces: std::collections::BTreeSet<&str> = std::collections::BTreeSet::from([root]);
+    for (_, f) in flows {
+        namespaces.extend(f.src.namespace.as_deref());
+        namespaces.extend(f.dst.namespace.as_deref());
+    }
+    let waypoints: Vec<&str> = manifests
+        .iter()
+        .filter(|m| match (m.kind, m.namespace.as_deref()) {
+            ("Service", Some(ns)) => namespaces.contains(ns),
+            ("Namespace", _) => namespaces.contains(m.name.as_str()),
+            _ => false,
+        })
+        .filter_map(|m| m.labels.get("istio.io/use-waypoint-namespace").map(String::as_str))
+        .collect();
+    manifests
+        .iter()
+        .filter(|m| m.namespace.as_deref().is_none_or(|ns| namespaces.contains(ns) || waypoints.contains(&ns)))
         .collect()
 }
 

@@ -284,3 +284,113 @@ fn diff_reports_exactly_the_flows_that_change() {
     assert_eq!(code(&o), 0);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "No reachability changes.\n");
 }
+
+/// hello-db's main.ztp without the flow to postgres (and its expectation).
+fn hello_db_without_postgres() -> String {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-db/main.ztp")).unwrap();
+    let without = text
+        .replace("  allow hello-app -> postgres:pg // L4: ztunnel + Cilium\n", "")
+        .replace("  expect allow hello-app -> postgres:pg\n", "");
+    assert_ne!(text, without);
+    without
+}
+
+#[test]
+fn manifests_are_judged_as_foreign_yaml_by_explain_test_and_graph() {
+    let lab = "tests/fixtures/verify/lab/manifests";
+    let o = ztp(&["explain", "--manifests", lab, "hello-app", "->", "postgres:5432"], None);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("demo/hello-app -> demo/postgres:5432: allowed\n"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("note: skipped objects"));
+
+    let o = ztp(&["explain", "--manifests", lab, "--json", "hello-gateway->postgres:5432"], None);
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["flows"][0]["verdict"], "denied", "{v:#}");
+
+    let o = ztp(&["test", "--manifests", lab, "tests/fixtures/verify/lab/expectations"], None);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("15 passed, 0 failed\n"));
+
+    let dir = scratch("manifests");
+    let wrong = dir.join("wrong");
+    std::fs::write(&wrong, "allow hello-gateway -> postgres:5432\ndeny hello-app -> postgres:5432\n").unwrap();
+    let o = ztp(&["test", "--manifests", lab, wrong.to_str().unwrap()], None);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("0 passed, 2 failed\n"));
+
+    let o = ztp(&["graph", "--manifests", lab, "--format", "mermaid"], None);
+    assert_eq!(code(&o), 0);
+    insta::assert_snapshot!("graph_lab_manifests_mermaid", String::from_utf8_lossy(&o.stdout));
+
+    // Bad input is a located error, never a panic, and nothing is judged.
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("a.yaml"), "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\n  bad: [\n").unwrap();
+    std::fs::write(bad.join("b.yaml"), "kind: Widget\n---\n- 1\n").unwrap();
+    let o = ztp(&["explain", "--manifests", bad.to_str().unwrap(), "world", "->", "x:80"], None);
+    assert_eq!(code(&o), 1);
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("error: a.yaml:6:"), "{err}");
+    assert!(err.contains("error: b.yaml:1:1: the Widget has no `apiVersion`"), "{err}");
+    assert!(err.contains("error: b.yaml:3:1: a document must be a Kubernetes object"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn diff_of_manifest_directories_and_against_a_git_revision() {
+    let dir = scratch("diff-manifests");
+    let copy = dir.join("program").join("hello-db");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::write(copy.join("main.ztp"), hello_db_without_postgres()).unwrap();
+    let workloads = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/workloads/hello-db.yaml");
+    let (old, new) = (dir.join("old"), dir.join("new"));
+    for (program, out) in [(Path::new("examples/hello-db"), &old), (copy.as_path(), &new)] {
+        let o = ztp(&["build", program.to_str().unwrap(), "-o", out.to_str().unwrap()], None);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::copy(&workloads, out.join("workloads.yaml")).unwrap();
+    }
+    let o = ztp(&["diff", old.to_str().unwrap(), new.to_str().unwrap()], None);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    insta::assert_snapshot!("diff_manifests_flow_removed", String::from_utf8_lossy(&o.stdout));
+    let o = ztp(&["diff", old.to_str().unwrap(), old.to_str().unwrap()], None);
+    assert_eq!(code(&o), 0);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "No reachability changes.\n");
+    // A program and manifests do not compare.
+    assert_eq!(code(&ztp(&["diff", "examples/hello-db", old.to_str().unwrap()], None)), 1);
+
+    // --base REV: the program as committed against its work tree.
+    let repo = dir.join("repo");
+    let program = repo.join("hello-db");
+    std::fs::create_dir_all(&program).unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-db/main.ztp"), program.join("main.ztp"))
+        .unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.name=ztp", "-c", "user.email=ztp@example.invalid", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "hello-db"]);
+    let at = program.to_str().unwrap();
+    let o = ztp(&["diff", "--base", "HEAD", at], None);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(program.join("main.ztp"), hello_db_without_postgres()).unwrap();
+    let o = ztp(&["diff", "--base", "HEAD", at, "--json"], None);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{v:#}");
+    assert_eq!(changes[0]["flow"], "demo/hello-app -> demo/postgres:5432");
+    assert_eq!(changes[0]["change"], "denied");
+    let o = ztp(&["diff", "--base", "no-such-revision", at], None);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("`no-such-revision` is not a revision"));
+}

@@ -11,6 +11,7 @@ mod fakeapi;
 mod fmt;
 mod generated;
 mod lsp;
+mod manifests;
 mod outage;
 mod robustness;
 mod support;

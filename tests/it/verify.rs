@@ -160,3 +160,38 @@ fn broken_manifests_flip_the_right_verdicts_and_name_the_culprit() {
     let v = outside(&broken);
     assert!(denied_by(&v, "Cilium", "CiliumClusterwideNetworkPolicy ztp-hello-db-deny-egress"), "{v:?}");
 }
+
+#[test]
+fn explain_reads_only_the_objects_that_bear_on_the_flow_and_agrees_with_the_whole_set() {
+    for example in ["hello-db", "shop", "egress"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example);
+        let b = ztp::driver::build(&ztp::resolve::load::RealFs, &path, None).unwrap();
+        let (ir, manifests) = (b.checked.ir.unwrap(), b.manifests.unwrap());
+        let objects: Vec<Value> = manifests.iter().map(ztp::manifest::Manifest::to_value).collect();
+        let whole = Model::steady(&objects, &ir.mesh.root_namespace);
+        let sources: Vec<Peer> = (0..ir.workloads.len())
+            .map(Peer::Workload)
+            .chain((0..ir.gateways.len()).map(Peer::Gateway))
+            .chain([Peer::World])
+            .collect();
+        let mut dests: Vec<(Dest, Option<&ztp::ir::Http>)> =
+            ir.flows.iter().map(|f| (f.dst.clone(), f.http.as_ref())).collect();
+        dests.extend(
+            (0..ir.workloads.len())
+                .map(|w| (Dest::Workload { workload: w, ports: ir.workloads[w].ports.clone() }, None)),
+        );
+        let mut compared = 0;
+        for src in &sources {
+            for (dst, http) in &dests {
+                for e in ztp::verify::report::explain_over(&ir, &manifests, src, dst, *http) {
+                    let (verdict, steps) = whole.explain(&e.flow);
+                    assert_eq!(e.verdict, verdict, "{example}: {}", e.name);
+                    let got: Vec<_> = e.steps.into_iter().map(|(s, _)| s).collect();
+                    assert_eq!(got, steps, "{example}: {}", e.name);
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 20, "{example}: {compared}");
+    }
+}
