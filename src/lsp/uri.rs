@@ -58,9 +58,9 @@ mod tests {
 
     #[test]
     fn paths_round_trip() {
-        let p = Path::new("/tmp/a b/ç.ztp");
+        let p = Path::new("/estate/a b/ç.ztp");
         let u = from_path(p).unwrap();
-        assert_eq!(u.as_str(), "file:///tmp/a%20b/%C3%A7.ztp");
+        assert_eq!(u.as_str(), "file:///estate/a%20b/%C3%A7.ztp");
         assert_eq!(to_path(&u).unwrap(), p);
         assert_eq!(to_path(&"file://localhost/x/./y.ztp".parse().unwrap()).unwrap(), Path::new("/x/y.ztp"));
         assert_eq!(to_path(&"untitled:Untitled-1".parse().unwrap()), None);
