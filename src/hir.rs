@@ -322,6 +322,9 @@ pub struct Expect {
     pub verdict: Verdict,
     pub src: Spanned<Source>,
     pub dst: Spanned<Dest>,
+    /// The requests the expectation is about: each method with each path
+    /// (`None`: any request).
+    pub http: Option<HttpMatch>,
     pub span: Span,
 }
 

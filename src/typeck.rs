@@ -62,6 +62,9 @@ pub fn check(p: &Program) -> Vec<Diagnostic> {
     }
     for e in &p.expects {
         except_inside(&e.src.value, &e.dst.value, &mut out);
+        if let Some(http) = &e.http {
+            http_rules(p, http, &e.dst, &mut out);
+        }
     }
     out
 }

@@ -809,21 +809,7 @@ impl Lowerer<'_> {
                     );
                 }
             }
-            let http = f.http.as_ref().map(|h| Http {
-                methods: {
-                    let mut m: Vec<_> = h.methods.iter().map(|x| x.value).collect();
-                    m.sort();
-                    m.dedup();
-                    m
-                },
-                paths: {
-                    let mut v: Vec<String> = h.paths.iter().map(|x| x.value.clone()).collect();
-                    v.sort();
-                    v.dedup();
-                    v
-                },
-                headers: h.headers.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect(),
-            });
+            let http = f.http.as_ref().map(http_of);
             if let (Some(h), None) = (&f.http, via) {
                 self.l7_without_waypoint(ir, &src, &dst, h.span);
             }
@@ -954,7 +940,8 @@ impl Lowerer<'_> {
         for e in &self.p.expects {
             let Some(src) = self.peer(&e.src.value, index) else { continue };
             let Some(dst) = self.dest(&e.dst, index, false) else { continue };
-            ir.expects.push(Expect { verdict: e.verdict, src, dst, origin: self.origin(e.span), span: e.span });
+            let http = e.http.as_ref().map(http_of);
+            ir.expects.push(Expect { verdict: e.verdict, src, dst, http, origin: self.origin(e.span), span: e.span });
         }
     }
 
@@ -1009,4 +996,16 @@ fn cidr_set(set: &hir::CidrSet) -> CidrSet {
     except.sort();
     except.dedup();
     CidrSet { cidr: set.cidr.value, except }
+}
+
+/// A checked `http` block as the IR keeps it: methods and paths sorted and
+/// deduplicated.
+fn http_of(h: &hir::HttpMatch) -> Http {
+    let mut methods: Vec<_> = h.methods.iter().map(|x| x.value).collect();
+    methods.sort();
+    methods.dedup();
+    let mut paths: Vec<String> = h.paths.iter().map(|x| x.value.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    Http { methods, paths, headers: h.headers.iter().map(|(k, v)| (k.value.clone(), v.value.clone())).collect() }
 }

@@ -225,6 +225,9 @@ pub struct Expect {
     pub verdict: Verdict,
     pub src: Peer,
     pub dst: Dest,
+    /// The requests asked about, each method with each path (`None`: any
+    /// request; see `verify::expect`).
+    pub http: Option<Http>,
     pub origin: Origin,
     /// The declaration's span, for diagnostics about this item.
     pub span: Span,

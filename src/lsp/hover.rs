@@ -175,8 +175,18 @@ fn flow_text(a: &Analysis, model: &mut Option<Vec<serde_json::Value>>, f: &ast::
         text.push_str(&judged(ir, m, &x.src, &x.dst, x.http.as_ref()));
     }
     for x in &expects {
-        let http = crate::verify::report::default_http(ir, &x.src, &x.dst);
-        text.push_str(&judged(ir, m, &x.src, &x.dst, http.as_ref()));
+        match &x.http {
+            // An expectation about requests: each of them.
+            Some(h) => {
+                for r in crate::verify::expect::requests(h) {
+                    text.push_str(&judged(ir, m, &x.src, &x.dst, Some(&r)));
+                }
+            }
+            None => {
+                let http = crate::verify::report::default_http(ir, &x.src, &x.dst);
+                text.push_str(&judged(ir, m, &x.src, &x.dst, http.as_ref()));
+            }
+        }
     }
     text
 }
@@ -194,7 +204,11 @@ fn judged(ir: &Ir, m: &Model, src: &crate::ir::Peer, dst: &crate::ir::Dest, http
     for (name, flow) in intent::flows(ir, src, dst, http) {
         let (verdict, steps) = m.explain(&flow);
         let word = if verdict.allowed() { "allowed" } else { "denied" };
-        text.push_str(&format!("\n\n`{name}`: {word}"));
+        let request = match (&flow.method, &flow.path) {
+            (Some(method), Some(path)) => format!(" {method} {path}"),
+            _ => String::new(),
+        };
+        text.push_str(&format!("\n\n`{name}{request}`: {word}"));
         let mut hop = String::new();
         for s in &steps {
             if s.hop != hop {

@@ -9,35 +9,26 @@ impl<'a> Resolver<'a> {
         let dst = self.dest(&f.dst, scope);
         let mut http = None;
         if let Some(body) = &f.body {
-            if f.kind != FlowKind::Allow {
-                self.diags.push(
-                    Diagnostic::new(
-                        codes::MISPLACED,
-                        format!("`{}` takes no body", f.kind.keyword()),
-                        body.span,
-                        "not allowed here",
-                    )
-                    .with_help("an `expect` states a reachability fact about its endpoints and ports only"),
-                );
-            } else {
-                let parts = split(&body.stmts, &FLOW, &mut self.diags);
-                for (i, b) in parts.blocks.iter().enumerate() {
-                    self.no_name(b);
-                    if i > 0 {
-                        self.diags.push(
-                            Diagnostic::new(
-                                codes::DUPLICATE_ATTRIBUTE,
-                                "a flow has one `http` block",
-                                b.kind.span,
-                                "second `http` block",
-                            )
-                            .with_help(
-                                "list every method, path and header in one `http` block, or write a second flow",
-                            ),
-                        );
-                        continue;
-                    }
-                    http = self.http(b);
+            let parts = split(&body.stmts, &FLOW, &mut self.diags);
+            for (i, b) in parts.blocks.iter().enumerate() {
+                self.no_name(b);
+                if i > 0 {
+                    self.diags.push(
+                        Diagnostic::new(
+                            codes::DUPLICATE_ATTRIBUTE,
+                            "a flow has one `http` block",
+                            b.kind.span,
+                            "second `http` block",
+                        )
+                        .with_help("list every method, path and header in one `http` block, or write a second flow"),
+                    );
+                    continue;
+                }
+                http = self.http(b);
+                if f.kind != FlowKind::Allow
+                    && let Some(h) = &http
+                {
+                    self.concrete_paths(h);
                 }
             }
         }
@@ -46,7 +37,28 @@ impl<'a> Resolver<'a> {
             FlowKind::Allow => self.program.flows.push(Flow { src, dst, http, span: f.span }),
             FlowKind::ExpectAllow | FlowKind::ExpectDeny => {
                 let verdict = if f.kind == FlowKind::ExpectAllow { Verdict::Allow } else { Verdict::Deny };
-                self.program.expects.push(Expect { verdict, src, dst, span: f.span });
+                self.program.expects.push(Expect { verdict, src, dst, http, span: f.span });
+            }
+        }
+    }
+
+    /// An `expect` asks about requests, each with one path: a pattern
+    /// (`/api/*`, `*.png`, `*`) names no request (Z0415).
+    fn concrete_paths(&mut self, h: &HttpMatch) {
+        for p in h.paths.iter().filter(|p| p.value.contains('*')) {
+            if let Some(span) = p.span {
+                self.diags.push(
+                    Diagnostic::new(
+                        codes::BAD_PATH,
+                        format!("`{}` is a pattern, not a request path", p.value),
+                        span,
+                        "a pattern",
+                    )
+                    .with_help(format!(
+                        "an `expect` asks about requests; name a path one would send, such as `{}`",
+                        example_path(&p.value)
+                    )),
+                );
             }
         }
     }
@@ -293,5 +305,16 @@ impl<'a> Resolver<'a> {
             }
         }
         (!detached).then_some(route)
+    }
+}
+
+/// A request path a pattern matches, for help text.
+fn example_path(pattern: &str) -> String {
+    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+        (Some(""), _) => "/".to_string(),
+        (Some(suffix), _) => format!("/index{suffix}"),
+        (None, Some(prefix)) if prefix.ends_with('/') => format!("{prefix}index"),
+        (None, Some(prefix)) => format!("{prefix}/index"),
+        (None, None) => pattern.to_string(),
     }
 }

@@ -34,7 +34,7 @@ const HOMES: &[(&str, &str)] = &[
     ("port", "inside a `workload`"),
     ("selector", "inside a `workload`"),
     ("listener", "inside a `gateway`"),
-    ("http", "inside an `allow` flow"),
+    ("http", "inside an `allow` or `expect` flow"),
 ];
 
 /// A body sorted by statement kind. Attributes keep their first occurrence.

@@ -35,7 +35,14 @@ fn questions(ir: &Ir) -> Vec<(String, Flow)> {
         out.extend(intent::flows(ir, &f.src, &f.dst, f.http.as_ref()));
     }
     for e in &ir.expects {
-        out.extend(intent::flows(ir, &e.src, &e.dst, None));
+        match &e.http {
+            Some(h) => {
+                for r in super::expect::requests(h) {
+                    out.extend(intent::flows(ir, &e.src, &e.dst, Some(&r)));
+                }
+            }
+            None => out.extend(intent::flows(ir, &e.src, &e.dst, None)),
+        }
     }
     out
 }

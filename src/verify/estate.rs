@@ -97,6 +97,7 @@ fn flow_of(src: &Endpoint, t: &Target, request: Option<&Request>) -> Flow {
         port: t.port,
         method: request.map(|r| r.0.clone()),
         path: request.map(|r| r.1.clone()),
+        headers: Default::default(),
     }
 }
 

@@ -104,7 +104,15 @@ pub fn flows(ir: &Ir, src: &Peer, dst: &Dest, http: Option<&Http>) -> Vec<(Strin
     targets
         .into_iter()
         .map(|(to, service, port, to_name)| {
-            let flow = Flow { src: from.clone(), dst: to, service, port, method: method.clone(), path: path.clone() };
+            let flow = Flow {
+                src: from.clone(),
+                dst: to,
+                service,
+                port,
+                method: method.clone(),
+                path: path.clone(),
+                headers: http.map(|h| h.headers.clone()).unwrap_or_default(),
+            };
             (format!("{from_name} -> {to_name}"), flow)
         })
         .collect()

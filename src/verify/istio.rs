@@ -11,6 +11,7 @@
 use super::{Endpoint, Model, Step, at, cidr_of, list, name_of, pass, stop};
 use crate::value::Cidr;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 impl<'a> Model<'a> {
     /// ztunnel's inbound policy at `b` for a connection from `a`.
@@ -35,6 +36,7 @@ impl<'a> Model<'a> {
             port,
             method: None,
             path: None,
+            headers: None,
         };
         authorize("ztunnel", &policies, &q, true)
     }
@@ -137,6 +139,8 @@ pub(super) struct Request<'a> {
     pub port: u16,
     pub method: Option<&'a str>,
     pub path: Option<&'a str>,
+    /// The request's headers, names lower-case (none at ztunnel).
+    pub headers: Option<&'a BTreeMap<String, String>>,
 }
 
 fn has_any(entry: &Value, keys: &[&str]) -> bool {
@@ -237,6 +241,10 @@ fn istio_rule_matches(r: &Value, q: &Request<'_>, deny: bool, l4_only: bool) -> 
             "source.namespace" => q.namespace.map(str::to_string),
             "source.principal" => q.principal.map(str::to_string),
             "destination.port" => Some(q.port.to_string()),
+            _ if !l4_only && key.starts_with("request.headers[") && key.ends_with(']') => {
+                let name = key.get("request.headers[".len()..key.len() - 1).unwrap_or("").to_ascii_lowercase();
+                q.headers.and_then(|h| h.get(&name)).cloned()
+            }
             _ if l4_only && !L4_WHEN.contains(&key) => return None,
             _ => None,
         };

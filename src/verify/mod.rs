@@ -142,6 +142,8 @@ pub struct Flow {
     pub port: u16,
     pub method: Option<String>,
     pub path: Option<String>,
+    /// The request's headers, names lower-case (L7 only).
+    pub headers: BTreeMap<String, String>,
 }
 
 /// The verdict and who decided it.
@@ -468,7 +470,15 @@ mod tests {
     }
 
     fn flow(src: &Endpoint, dst: &Endpoint, port: u16) -> Flow {
-        Flow { src: src.clone(), dst: dst.clone(), service: None, port, method: None, path: None }
+        Flow {
+            src: src.clone(),
+            dst: dst.clone(),
+            service: None,
+            port,
+            method: None,
+            path: None,
+            headers: BTreeMap::new(),
+        }
     }
 
     fn ambient(ns: &str) -> Value {
@@ -489,7 +499,15 @@ mod tests {
                     {"toCIDRSet": [{"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}]}]}})
         };
         let x = pod("a", "x");
-        let to = |dst: Endpoint, port| Flow { src: x.clone(), dst, service: None, port, method: None, path: None };
+        let to = |dst: Endpoint, port| Flow {
+            src: x.clone(),
+            dst,
+            service: None,
+            port,
+            method: None,
+            path: None,
+            headers: BTreeMap::new(),
+        };
         let github = to(Endpoint::external_name("api.github.com"), 443);
         let by_name = fqdn(json!([{"matchName": "api.github.com"}]));
         let m = Model::new([&deny, &by_name], "istio-system");

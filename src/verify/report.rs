@@ -167,13 +167,41 @@ pub fn diff_json(changes: &[Change]) -> String {
     pretty(&json!({"changes": items, "changed": !changes.is_empty()}))
 }
 
+/// `text` with its `//` comments removed (none are inside strings), so
+/// that an `expect` over several lines reads as one.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped, mut in_comment) = (false, false, false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_comment {
+            if c == '\n' {
+                in_comment = false;
+                out.push(c);
+            }
+            continue;
+        }
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c == '"' {
+            in_string = true;
+        } else if c == '/' && chars.peek() == Some(&'/') {
+            in_comment = true;
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `ztp test`'s listing, and how many expectations failed.
 pub fn test_text(outcomes: &[Outcome], sources: &SourceMap) -> (String, usize) {
     let mut out = String::new();
     let mut failed = 0;
     for o in outcomes {
         let text = sources.text(o.span.source).get(o.span.lo..o.span.hi).unwrap_or("");
-        let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let line = without_comments(text).split_whitespace().collect::<Vec<_>>().join(" ");
         let at = sources.location(o.span);
         match &o.failure {
             None => out.push_str(&format!("ok    {at}  {line}\n")),
@@ -189,4 +217,14 @@ pub fn test_text(outcomes: &[Outcome], sources: &SourceMap) -> (String, usize) {
     }
     out.push_str(&format!("\n{} passed, {failed} failed\n", outcomes.len() - failed));
     (out, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_comments;
+
+    #[test]
+    fn comments_go_and_strings_stay() {
+        assert_eq!(without_comments("a { // note\n  b \"//x\\\"//\" } // end"), "a { \n  b \"//x\\\"//\" } ");
+    }
 }

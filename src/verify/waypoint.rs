@@ -234,6 +234,7 @@ impl<'a> Model<'a> {
             port: f.port,
             method: f.method.as_deref(),
             path: f.path.as_deref(),
+            headers: Some(&f.headers),
         };
         authorize("waypoint", &policies, &q, false)
     }

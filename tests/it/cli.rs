@@ -179,9 +179,14 @@ fn test_judges_every_expectation() {
     let ok = ztp(&["test", "examples/hello-db"], None);
     assert_eq!(code(&ok), 0, "{}", String::from_utf8_lossy(&ok.stderr));
     let out = String::from_utf8_lossy(&ok.stdout).into_owned();
-    assert!(out.ends_with("\n11 passed, 0 failed\n"), "{out}");
+    assert!(out.ends_with("\n13 passed, 0 failed\n"), "{out}");
     assert!(
-        out.contains("ok    examples/hello-db/main.ztp:46:3  expect deny hello-app -> \"api.cloudflare.com\":443"),
+        out.contains("ok    examples/hello-db/main.ztp:52:3  expect deny hello-app -> \"api.cloudflare.com\":443"),
+        "{out}"
+    );
+    // An expectation over several lines is listed on one, without its comment.
+    assert!(
+        out.contains("ok    examples/hello-db/main.ztp:49:3  expect deny hello-gateway -> hello-app:http { http { methods = [POST], paths = [\"/github\"] } }\n"),
         "{out}"
     );
 

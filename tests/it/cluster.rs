@@ -854,6 +854,16 @@ mod library {
             "",
         );
         edit(&dir, "  expect allow hello-gateway -> hello-app:http\n", "");
+        edit(
+            &dir,
+            "  expect allow hello-gateway -> hello-app:http {\n    http { methods = [GET], paths = [\"/\", \"/health\", \"/github\"] }\n  }\n",
+            "",
+        );
+        edit(
+            &dir,
+            "  expect deny hello-gateway -> hello-app:http { // only GET gets through the waypoint\n    http { methods = [POST], paths = [\"/github\"] }\n  }\n",
+            "",
+        );
         edit(&dir, "  expect allow world -> hello-gateway:http\n", "");
         edit(&dir, "  expect deny hello-gateway -> postgres:pg\n", "");
         edit(&dir, "  expect deny postgres -> hello-app:http\n", "");

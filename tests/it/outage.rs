@@ -63,6 +63,7 @@ fn other_traffic() -> Vec<Case> {
             port: 53,
             method: None,
             path: None,
+            headers: BTreeMap::new(),
         },
     }]
 }
@@ -174,6 +175,12 @@ fn adding_and_removing_l7_on_a_flow_keeps_it_working() {
         &l4,
         "allow hello-gateway -> hello-app:http {\n    http { methods = [GET], paths = [\"/\", \"/health\", \"/github\"] }\n  }",
         "allow hello-gateway -> hello-app:http",
+    );
+    // Without L7 rules every method gets through: its expectation goes too.
+    edit(
+        &l4,
+        "  expect deny hello-gateway -> hello-app:http { // only GET gets through the waypoint\n    http { methods = [POST], paths = [\"/github\"] }\n  }\n",
+        "",
     );
     let fake = cluster_for(&built_objects(&full));
     apply_and_replay(&fake, &l4, &[&l4], "first apply without L7");
