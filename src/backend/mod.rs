@@ -24,22 +24,48 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 /// Annotation pointing to the `.ztp` line an object came from.
 pub const SOURCE: &str = "ztp.dev/source";
 
+/// From how many workloads [`emit`] uses a second thread.
+const PARALLEL_FROM: usize = 200;
+
 /// Every manifest of a program, in apply order.
 pub fn emit(ir: &Ir) -> Vec<Manifest> {
-    let mut out = Vec::new();
-    out.extend(k8s::namespaces(ir));
-    out.extend(cilium::baseline(ir));
-    out.extend(cilium::workload_policies(ir));
-    out.extend(istio::peer_authentication(ir));
-    out.extend(istio::l4_policies(ir));
-    out.extend(gateway::waypoints(ir));
-    out.extend(istio::l7_policies(ir));
-    out.extend(k8s::waypoint_bindings(ir));
-    out.extend(gateway::ingress(ir));
-    out.extend(cilium::default_deny(ir));
-    out.extend(netpol::default_deny(ir));
+    // Cilium's per-workload policies are half the work: they are built on
+    // a second thread while this one builds the rest. The objects are put
+    // together in the same order either way, then sorted.
+    let (workloads, rest) = if ir.workloads.len() < PARALLEL_FROM {
+        (cilium::workload_policies(ir), the_rest(ir))
+    } else {
+        std::thread::scope(|scope| {
+            let workloads = scope.spawn(|| cilium::workload_policies(ir));
+            let rest = the_rest(ir);
+            (workloads.join().unwrap_or_else(|_| cilium::workload_policies(ir)), rest)
+        })
+    };
+    let mut out = Vec::with_capacity(workloads.len() + rest.iter().map(Vec::len).sum::<usize>());
+    let mut rest = rest.into_iter();
+    out.extend(rest.next().into_iter().flatten());
+    out.extend(rest.next().into_iter().flatten());
+    out.extend(workloads);
+    out.extend(rest.flatten());
     manifest::sort(&mut out);
     out
+}
+
+/// Every layer's objects but Cilium's per-workload policies, in the order
+/// [`emit`] puts them: namespaces, Cilium's baseline, then the rest.
+fn the_rest(ir: &Ir) -> Vec<Vec<Manifest>> {
+    vec![
+        k8s::namespaces(ir),
+        cilium::baseline(ir),
+        istio::peer_authentication(ir),
+        istio::l4_policies(ir),
+        gateway::waypoints(ir),
+        istio::l7_policies(ir),
+        k8s::waypoint_bindings(ir),
+        gateway::ingress(ir),
+        cilium::default_deny(ir),
+        netpol::default_deny(ir),
+    ]
 }
 
 /// The identity of an object ztp owns.

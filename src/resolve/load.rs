@@ -188,6 +188,16 @@ pub fn entry_files(fs: &dyn FileSystem, path: &Path) -> Result<Vec<PathBuf>, Loa
     }
 }
 
+/// A file's text added to the source map.
+enum Registered {
+    /// Already loaded.
+    Known(SourceId),
+    /// New, to be parsed.
+    Text(SourceId),
+    /// New, not UTF-8: it is not parsed.
+    NotUtf8(SourceId, Diagnostic),
+}
+
 struct Loader<'a> {
     fs: &'a dyn FileSystem,
     sources: SourceMap,
@@ -222,11 +232,12 @@ fn load_with<'a>(fs: &'a dyn FileSystem, path: &Path, cache: Option<&'a mut Pars
     let entries = entry_files(fs, path)?;
     let mut l = Loader::new(fs, None);
     l.cache = cache;
-    let mut queue = Vec::new();
+    let mut texts = Vec::new();
     for e in &entries {
         let bytes = fs.read(e).map_err(|error| LoadError { path: e.clone(), error })?;
-        queue.push(l.add_file(e, bytes));
+        texts.push((e.as_path(), bytes));
     }
+    let queue = l.add_entries(texts);
     let loaded = l.finish(queue)?;
     Ok(loaded)
 }
@@ -235,7 +246,7 @@ fn load_with<'a>(fs: &'a dyn FileSystem, path: &Path, cache: Option<&'a mut Pars
 pub fn load_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Result<Loaded, LoadError> {
     let mut l = Loader::new(fs, Some(dir.to_path_buf()));
     let id = l.sources.add(name, Origin::Stdin, text);
-    l.parse(id, false);
+    l.parse(id, false, None);
     l.finish(vec![id])
 }
 
@@ -273,38 +284,91 @@ impl<'a> Loader<'a> {
     }
 
     fn add_file(&mut self, path: &Path, bytes: Vec<u8>) -> SourceId {
-        if let Some(id) = self.sources.find_file(path) {
-            return id;
-        }
-        let name = path.display().to_string();
-        match String::from_utf8(bytes) {
-            Ok(text) => {
-                let id = self.sources.add(name, Origin::File(path.to_path_buf()), text);
-                self.parse(id, false);
+        match self.register(path, bytes) {
+            Registered::Known(id) => id,
+            Registered::Text(id) => {
+                self.parse(id, false, None);
                 id
             }
-            Err(e) => {
-                let at = e.utf8_error().valid_up_to();
-                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                let id = self.sources.add(name, Origin::File(path.to_path_buf()), text);
-                self.diagnostics.push(
-                    Diagnostic::new(
-                        codes::NOT_UTF8,
-                        "file is not valid UTF-8",
-                        Span::new(id, at, at + '\u{FFFD}'.len_utf8()),
-                        "invalid byte here",
-                    )
-                    .with_help("save the file as UTF-8"),
-                );
+            Registered::NotUtf8(id, d) => {
+                self.diagnostics.push(d);
                 self.files.push(LoadedFile { id, ast: None, is_stdlib: false });
                 id
             }
         }
     }
 
-    fn parse(&mut self, id: SourceId, is_stdlib: bool) {
+    /// The entry files, as [`Loader::add_file`] one after another would add
+    /// them (files and diagnostics in the same order), but parsed together
+    /// on every core ([`syntax::parse_all`]).
+    fn add_entries(&mut self, entries: Vec<(&Path, Vec<u8>)>) -> Vec<SourceId> {
+        let registered: Vec<Registered> = entries.into_iter().map(|(path, bytes)| self.register(path, bytes)).collect();
+        let todo: Vec<SourceId> = registered
+            .iter()
+            .filter_map(|r| match r {
+                Registered::Text(id) if !self.cached(*id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let texts: Vec<(SourceId, &str)> = todo.iter().map(|id| (*id, self.sources.text(*id))).collect();
+        let mut parsed: BTreeMap<SourceId, syntax::Parsed> =
+            todo.iter().copied().zip(syntax::parse_all(&texts, false)).collect();
+        registered
+            .into_iter()
+            .map(|r| match r {
+                Registered::Known(id) => id,
+                Registered::Text(id) => {
+                    let p = parsed.remove(&id);
+                    self.parse(id, false, p);
+                    id
+                }
+                Registered::NotUtf8(id, d) => {
+                    self.diagnostics.push(d);
+                    self.files.push(LoadedFile { id, ast: None, is_stdlib: false });
+                    id
+                }
+            })
+            .collect()
+    }
+
+    /// Adds a file's text to the source map (once per file).
+    fn register(&mut self, path: &Path, bytes: Vec<u8>) -> Registered {
+        if let Some(id) = self.sources.find_file(path) {
+            return Registered::Known(id);
+        }
+        let name = path.display().to_string();
+        match String::from_utf8(bytes) {
+            Ok(text) => Registered::Text(self.sources.add(name, Origin::File(path.to_path_buf()), text)),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let id = self.sources.add(name, Origin::File(path.to_path_buf()), text);
+                let d = Diagnostic::new(
+                    codes::NOT_UTF8,
+                    "file is not valid UTF-8",
+                    Span::new(id, at, at + '\u{FFFD}'.len_utf8()),
+                    "invalid byte here",
+                )
+                .with_help("save the file as UTF-8");
+                Registered::NotUtf8(id, d)
+            }
+        }
+    }
+
+    /// Whether the parse cache holds this file's tree (or its errors).
+    fn cached(&self, id: SourceId) -> bool {
+        let (text, name) = (self.sources.text(id), self.sources.name(id));
+        self.cache.as_deref().is_some_and(|cache| {
+            cache.files.get(name).is_some_and(|c| c.id == id && c.text == text && (c.ast.is_some() || !c.parsed))
+        })
+    }
+
+    /// Parses one file (or takes `parsed`, its parse already done, or the
+    /// cache's) and adds it with its diagnostics.
+    fn parse(&mut self, id: SourceId, is_stdlib: bool, parsed: Option<syntax::Parsed>) {
         let text = self.sources.text(id);
         let name = self.sources.name(id);
+        let parse = |parsed: Option<syntax::Parsed>| parsed.unwrap_or_else(|| syntax::parse_tree(id, text));
         if let Some(cache) = self.cache.as_deref_mut() {
             if let Some(c) =
                 cache.files.get_mut(name).filter(|c| c.id == id && c.text == text && (c.ast.is_some() || !c.parsed))
@@ -314,7 +378,7 @@ impl<'a> Loader<'a> {
                 self.files.push(LoadedFile { id, ast: c.ast.take(), is_stdlib });
                 return;
             }
-            let parsed = syntax::parse(id, text);
+            let parsed = parse(parsed);
             cache.files.insert(
                 name.to_string(),
                 CachedParse {
@@ -330,7 +394,7 @@ impl<'a> Loader<'a> {
             self.files.push(LoadedFile { id, ast: parsed.file, is_stdlib });
             return;
         }
-        let parsed = syntax::parse(id, text);
+        let parsed = parse(parsed);
         self.diagnostics.extend(parsed.diagnostics);
         self.files.push(LoadedFile { id, ast: parsed.file, is_stdlib });
     }
@@ -410,7 +474,7 @@ impl<'a> Loader<'a> {
                 return None;
             };
             let id = self.sources.add(format!("{path}.ztp"), Origin::Stdlib(path.to_string()), text);
-            self.parse(id, true);
+            self.parse(id, true, None);
             return Some(id);
         }
         let base = match &self.sources.get(from).map(|f| f.origin.clone()) {

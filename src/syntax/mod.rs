@@ -57,7 +57,88 @@ const STATEMENT_WORDS: &[&str] = &[
     "http",
 ];
 
+/// Parses one text: its tree, its comments and blank lines (for the
+/// formatter), and every syntax error found.
 pub fn parse(source: SourceId, text: &str) -> Parsed {
+    parse_full(source, text, true)
+}
+
+/// [`parse`] without the comments: what the compiler needs.
+pub fn parse_tree(source: SourceId, text: &str) -> Parsed {
+    parse_full(source, text, false)
+}
+
+/// Parses many texts, on as many threads as the machine has cores, each
+/// result in its input's place; `trivia` says whether comments are
+/// collected (only the formatter needs them). A text that parses takes one
+/// pass of pest; the texts that do not are parsed again one after another,
+/// with pest's error detail on (a process-wide switch), so the messages are
+/// the same as from [`parse`].
+pub fn parse_all(inputs: &[(SourceId, &str)], trivia: bool) -> Vec<Parsed> {
+    pest::set_error_detail(false);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(inputs.len());
+    let mut results: Vec<Option<Parsed>> = Vec::new();
+    results.resize_with(inputs.len(), || None);
+    if threads > 1 {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done: Vec<Vec<(usize, Option<Parsed>)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&(source, text)) = inputs.get(i) else { break };
+                            out.push((i, parse_clean(source, text, trivia)));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            // A worker that panicked leaves its texts to the pass below.
+            workers.into_iter().filter_map(|w| w.join().ok()).collect()
+        });
+        for (i, parsed) in done.into_iter().flatten() {
+            if let Some(slot) = results.get_mut(i) {
+                *slot = parsed;
+            }
+        }
+    }
+    inputs
+        .iter()
+        .zip(results)
+        .map(|(&(source, text), parsed)| parsed.unwrap_or_else(|| parse_full(source, text, trivia)))
+        .collect()
+}
+
+/// One pass of pest without error detail: `None` when the text has any
+/// syntax error (the caller parses it again for the messages).
+fn parse_clean(source: SourceId, text: &str, with_trivia: bool) -> Option<Parsed> {
+    let mut diagnostics = Vec::new();
+    if prescan(source, text, &mut diagnostics) || !diagnostics.is_empty() {
+        return None;
+    }
+    let pairs = ZtpParser::parse(Rule::file, text).ok()?;
+    Some(tree(source, text, pairs, with_trivia, diagnostics))
+}
+
+/// The tree of a text pest accepted, with the builder's diagnostics.
+fn tree(
+    source: SourceId,
+    text: &str,
+    pairs: Pairs<'_, Rule>,
+    with_trivia: bool,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Parsed {
+    let trivia = if with_trivia { trivia(source, text, pairs.clone()) } else { Trivia::default() };
+    let mut b = build::Builder { source, diags: Vec::new() };
+    let file = b.file(pairs);
+    let ok = b.diags.is_empty();
+    diagnostics.extend(b.diags);
+    Parsed { file: if ok { file } else { None }, trivia, diagnostics }
+}
+
+fn parse_full(source: SourceId, text: &str, with_trivia: bool) -> Parsed {
     let mut diagnostics = Vec::new();
     if prescan(source, text, &mut diagnostics) {
         return Parsed { file: None, trivia: Trivia::default(), diagnostics };
@@ -78,12 +159,7 @@ pub fn parse(source: SourceId, text: &str) -> Parsed {
         match result {
             Ok(pairs) => {
                 if diagnostics.is_empty() {
-                    let trivia = trivia(source, text, pairs.clone());
-                    let mut b = build::Builder { source, diags: Vec::new() };
-                    let file = b.file(pairs);
-                    let ok = b.diags.is_empty();
-                    diagnostics.extend(b.diags);
-                    return Parsed { file: if ok { file } else { None }, trivia, diagnostics };
+                    return tree(source, text, pairs, with_trivia, diagnostics);
                 }
                 break;
             }
