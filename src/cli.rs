@@ -1089,23 +1089,40 @@ fn fmt(paths: Vec<PathBuf>, check: bool, stdin: bool, format: MessageFormat, col
     let mut failed = false;
     let mut io_error = false;
     let mut changed = 0;
+    // Every file is read, then all are formatted together; what each one
+    // prints comes out in file order, as from a loop.
+    let mut read = Vec::new();
+    let mut texts: Vec<(String, String)> = Vec::new();
     for f in files {
         let name = normalize(&f).display().to_string();
-        let text = match std::fs::read(&f).map(String::from_utf8) {
-            Ok(Ok(t)) => t,
-            Ok(Err(_)) => {
+        let problem = match std::fs::read(&f).map(String::from_utf8) {
+            Ok(Ok(t)) => {
+                texts.push((name.clone(), t));
+                None
+            }
+            Ok(Err(_)) => Some(Err(())),
+            Err(e) => Some(Ok(e)),
+        };
+        read.push((f, name, problem));
+    }
+    let mut results = driver::format_texts(&texts).into_iter().zip(texts.iter().map(|(_, t)| t));
+    for (f, name, problem) in read {
+        match problem {
+            None => {}
+            Some(Err(())) => {
                 eprintln!("error: {name} is not valid UTF-8; left unchanged");
                 failed = true;
                 continue;
             }
-            Err(e) => {
+            Some(Ok(e)) => {
                 eprintln!("error: cannot read {name}: {e}");
                 io_error = true;
                 continue;
             }
-        };
-        match driver::format_text(&name, &text) {
-            Formatted::Ok(out) if out == text => {}
+        }
+        let Some((result, text)) = results.next() else { break };
+        match result {
+            Formatted::Ok(out) if out == *text => {}
             Formatted::Ok(out) => {
                 changed += 1;
                 if check {

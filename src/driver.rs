@@ -306,7 +306,37 @@ pub enum Formatted {
 pub fn format_text(name: &str, text: &str) -> Formatted {
     let mut sources = SourceMap::new();
     let id: SourceId = sources.add(name, crate::source::Origin::Stdin, text);
-    let parsed = syntax::parse(id, text);
+    formatted(sources, syntax::parse(id, text), text)
+}
+
+/// Formats many texts (name, text) on every core, as [`format_text`] does
+/// each; the results in the inputs' order.
+pub fn format_texts(inputs: &[(String, String)]) -> Vec<Formatted> {
+    let mut maps = Vec::with_capacity(inputs.len());
+    let mut texts = Vec::with_capacity(inputs.len());
+    for (name, text) in inputs {
+        let mut sources = SourceMap::new();
+        texts.push((sources.add(name.as_str(), crate::source::Origin::Stdin, text.as_str()), text.as_str()));
+        maps.push(sources);
+    }
+    let printed = syntax::parse_each(&texts, true, |i, parsed| {
+        let text = texts.get(i).map_or("", |(_, t)| *t);
+        let errors: Vec<Diagnostic> = parsed.diagnostics.into_iter().filter(Diagnostic::is_error).collect();
+        match parsed.file {
+            Some(file) if errors.is_empty() => Ok(fmt::format(&file, &parsed.trivia, text)),
+            _ => Err(errors),
+        }
+    });
+    maps.into_iter()
+        .zip(printed)
+        .map(|(sources, printed)| match printed {
+            Ok(out) => Formatted::Ok(out),
+            Err(errors) => Formatted::Invalid(sources, errors),
+        })
+        .collect()
+}
+
+fn formatted(sources: SourceMap, parsed: syntax::Parsed, text: &str) -> Formatted {
     let errors: Vec<Diagnostic> = parsed.diagnostics.into_iter().filter(Diagnostic::is_error).collect();
     match parsed.file {
         Some(file) if errors.is_empty() => Formatted::Ok(fmt::format(&file, &parsed.trivia, text)),

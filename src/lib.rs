@@ -24,6 +24,7 @@ pub mod ir;
 pub mod lsp;
 pub mod manifest;
 pub mod output;
+pub mod par;
 pub mod resolve;
 pub mod source;
 pub mod syntax;

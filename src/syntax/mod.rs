@@ -75,39 +75,27 @@ pub fn parse_tree(source: SourceId, text: &str) -> Parsed {
 /// with pest's error detail on (a process-wide switch), so the messages are
 /// the same as from [`parse`].
 pub fn parse_all(inputs: &[(SourceId, &str)], trivia: bool) -> Vec<Parsed> {
+    parse_each(inputs, trivia, |_, parsed| parsed)
+}
+
+/// [`parse_all`], handing each text's parse to `then` (with the text's
+/// index) on the thread that parsed it, so a caller that only needs what
+/// it makes of a tree never holds every tree at once.
+pub fn parse_each<R: Send>(
+    inputs: &[(SourceId, &str)],
+    trivia: bool,
+    then: impl Fn(usize, Parsed) -> R + Sync,
+) -> Vec<R> {
     pest::set_error_detail(false);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(inputs.len());
-    let mut results: Vec<Option<Parsed>> = Vec::new();
-    results.resize_with(inputs.len(), || None);
-    if threads > 1 {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let done: Vec<Vec<(usize, Option<Parsed>)>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(&(source, text)) = inputs.get(i) else { break };
-                            out.push((i, parse_clean(source, text, trivia)));
-                        }
-                        out
-                    })
-                })
-                .collect();
-            // A worker that panicked leaves its texts to the pass below.
-            workers.into_iter().filter_map(|w| w.join().ok()).collect()
-        });
-        for (i, parsed) in done.into_iter().flatten() {
-            if let Some(slot) = results.get_mut(i) {
-                *slot = parsed;
-            }
-        }
-    }
-    inputs
+    let indexed: Vec<(usize, SourceId, &str)> = inputs.iter().enumerate().map(|(i, &(s, t))| (i, s, t)).collect();
+    let clean = crate::par::map(&indexed, |&(i, source, text)| parse_clean(source, text, trivia).map(|p| then(i, p)));
+    indexed
         .iter()
-        .zip(results)
-        .map(|(&(source, text), parsed)| parsed.unwrap_or_else(|| parse_full(source, text, trivia)))
+        .zip(clean)
+        .map(|(&(i, source, text), done)| match done.flatten() {
+            Some(r) => r,
+            None => then(i, parse_full(source, text, trivia)),
+        })
         .collect()
 }
 
