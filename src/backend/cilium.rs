@@ -416,10 +416,18 @@ fn policy_body(description: String, selector: Value, ingress: Rules, egress: Rul
 /// Layer 2: one CNP per workload, gateway and waypoint with traffic, and one
 /// per namespace that is a flow's source.
 pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
-    let mut out = Vec::new();
     let ix = ir.flow_index();
+    let mut out = workload_policies_of(ir, &ix, 0..ir.workloads.len());
+    out.extend(proxy_policies(ir, &ix));
+    out
+}
+
+/// The policies of the workloads in `range` (one per workload that any
+/// rule selects), so that a large program can build them in parts.
+pub fn workload_policies_of(ir: &Ir, ix: &FlowIndex<'_>, range: std::ops::Range<usize>) -> Vec<Manifest> {
+    let mut out = Vec::new();
     let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
-    for (wi, w) in ir.workloads.iter().enumerate() {
+    for (wi, w) in ir.workloads.iter().enumerate().skip(range.start).take(range.len()) {
         let (mut inn, mut eg) = (Rules::default(), Rules::default());
         let incoming = FlowIndex::get(&ix.to_workload, wi);
         // Clients through the waypoint are admitted directly too (see
@@ -453,6 +461,14 @@ pub fn workload_policies(ir: &Ir) -> Vec<Manifest> {
             out.push(cnp(ir, &w.namespace, format!("ztp-wl-{}", w.name), &w.origin, body));
         }
     }
+    out
+}
+
+/// The policies of ingress gateways, of waypoints in use and of
+/// `namespace(x)` sources: the rest of [`workload_policies`].
+pub fn proxy_policies(ir: &Ir, ix: &FlowIndex<'_>) -> Vec<Manifest> {
+    let mut out = Vec::new();
+    let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
     for (gi, g) in ir.gateways.iter().enumerate() {
         let (mut inn, mut eg) = (Rules::default(), Rules::default());
         for f in FlowIndex::get(&ix.to_gateway, gi) {

@@ -24,25 +24,49 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 /// Annotation pointing to the `.ztp` line an object came from.
 pub const SOURCE: &str = "ztp.dev/source";
 
-/// From how many workloads [`emit`] uses a second thread.
-const PARALLEL_FROM: usize = 200;
+/// How many workloads' Cilium policies [`emit`] builds as one part.
+const WORKLOADS_PER_PART: usize = 1000;
 
-/// Every manifest of a program, in apply order.
+/// One part of the emitted objects.
+#[derive(Clone)]
+enum Part {
+    /// Cilium's policies of these workloads.
+    Workloads(std::ops::Range<usize>),
+    /// Everything else.
+    Rest,
+}
+
+/// Every manifest of a program, in apply order. A large program's
+/// objects are built in parts on every core (Cilium's per-workload
+/// policies are most of the work) and put together in the same order as
+/// one pass would, then sorted.
 pub fn emit(ir: &Ir) -> Vec<Manifest> {
-    // Cilium's per-workload policies are half the work: they are built on
-    // a second thread while this one builds the rest. The objects are put
-    // together in the same order either way, then sorted.
-    let (workloads, rest) = if ir.workloads.len() < PARALLEL_FROM {
-        (cilium::workload_policies(ir), the_rest(ir))
-    } else {
-        std::thread::scope(|scope| {
-            let workloads = scope.spawn(|| cilium::workload_policies(ir));
-            let rest = the_rest(ir);
-            (workloads.join().unwrap_or_else(|_| cilium::workload_policies(ir)), rest)
-        })
+    let ix = ir.flow_index();
+    let n = ir.workloads.len();
+    let mut parts: Vec<Part> = (0..n.div_ceil(WORKLOADS_PER_PART))
+        .map(|i| Part::Workloads(i * WORKLOADS_PER_PART..((i + 1) * WORKLOADS_PER_PART).min(n)))
+        .collect();
+    parts.push(Part::Rest);
+    let build = |part: &Part| match part {
+        Part::Workloads(range) => vec![cilium::workload_policies_of(ir, &ix, range.clone())],
+        Part::Rest => the_rest(ir, &ix),
     };
+    let built: Vec<Vec<Vec<Manifest>>> = if parts.len() > 2 {
+        crate::par::map(&parts, build).into_iter().zip(&parts).map(|(b, p)| b.unwrap_or_else(|| build(p))).collect()
+    } else {
+        parts.iter().map(build).collect()
+    };
+    let mut workloads = Vec::new();
+    let mut rest = Vec::new();
+    for (part, objects) in parts.iter().zip(built) {
+        match part {
+            Part::Workloads(_) => workloads.extend(objects.into_iter().flatten()),
+            Part::Rest => rest = objects,
+        }
+    }
     let mut out = Vec::with_capacity(workloads.len() + rest.iter().map(Vec::len).sum::<usize>());
     let mut rest = rest.into_iter();
+    // Namespaces and Cilium's baseline, then Cilium's policies, then the rest.
     out.extend(rest.next().into_iter().flatten());
     out.extend(rest.next().into_iter().flatten());
     out.extend(workloads);
@@ -52,11 +76,13 @@ pub fn emit(ir: &Ir) -> Vec<Manifest> {
 }
 
 /// Every layer's objects but Cilium's per-workload policies, in the order
-/// [`emit`] puts them: namespaces, Cilium's baseline, then the rest.
-fn the_rest(ir: &Ir) -> Vec<Vec<Manifest>> {
+/// [`emit`] puts them: namespaces, Cilium's baseline, then the rest
+/// (starting with Cilium's gateway, waypoint and namespace policies).
+fn the_rest(ir: &Ir, ix: &crate::ir::FlowIndex<'_>) -> Vec<Vec<Manifest>> {
     vec![
         k8s::namespaces(ir),
         cilium::baseline(ir),
+        cilium::proxy_policies(ir, ix),
         istio::peer_authentication(ir),
         istio::l4_policies(ir),
         gateway::waypoints(ir),
