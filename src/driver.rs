@@ -47,8 +47,12 @@ pub fn check_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> 
     Ok(check_loaded(load::load_text(fs, name, text, dir)?, dir, "ztp"))
 }
 
-fn check_loaded(loaded: Loaded, root: &Path, stack: &str) -> Checked {
-    let (mut stage, _) = front(&loaded, root, stack);
+fn check_loaded(mut loaded: Loaded, root: &Path, stack: &str) -> Checked {
+    let (mut stage, index) = front(&loaded, root, stack);
+    // The trees and the name index are not needed past the front half:
+    // freeing them before emitting lowers the peak.
+    drop(index);
+    loaded.files = Vec::new();
     let (program, ir, manifests, expectations) = back(&mut stage);
     Checked {
         sources: loaded.sources,
