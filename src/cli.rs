@@ -139,6 +139,9 @@ enum Command {
         /// The request's path (for L7 rules).
         #[arg(long)]
         path: Option<String>,
+        /// A request header, `NAME:VALUE` (for L7 rules; repeatable).
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
         /// Print the explanation as JSON.
         #[arg(long)]
         json: bool,
@@ -356,8 +359,8 @@ pub fn run() -> ExitCode {
         },
         Command::Graph { path, format, manifests } => graph(path, format, &manifests, color),
         Command::Diff { paths, base, json, manifests } => diff(&paths, base.as_deref(), json, &manifests, color),
-        Command::Explain { query, method, path, json, manifests, pod_ip } => {
-            explain(&query, ExplainFlags { method, http_path: path, json, pod_ip, manifests }, color)
+        Command::Explain { query, method, path, headers, json, manifests, pod_ip } => {
+            explain(&query, ExplainFlags { method, http_path: path, headers, json, pod_ip, manifests }, color)
         }
         Command::Plan { path, cluster, json, out, detailed_exitcode, diff_context } => {
             let mut req = request(Verb::Plan, &cluster, color);
@@ -656,6 +659,7 @@ fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, colo
 struct ExplainFlags {
     method: Option<String>,
     http_path: Option<String>,
+    headers: Vec<String>,
     json: bool,
     pod_ip: bool,
     manifests: ManifestArgs,
@@ -666,7 +670,7 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
     // `->` must be quoted in a shell ('->'), so also take `SRC->DST` in
     // one argument, or just `[PATH] SRC DST`.
     // Flags after the query arrive inside it (the arrow needs hyphen values).
-    let ExplainFlags { mut method, mut http_path, mut json, mut pod_ip, mut manifests } = flags;
+    let ExplainFlags { mut method, mut http_path, mut headers, mut json, mut pod_ip, mut manifests } = flags;
     let mut rest = Vec::new();
     let mut it = query.iter();
     while let Some(a) = it.next() {
@@ -678,6 +682,7 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
         match flag {
             "--method" => method = value(),
             "--path" => http_path = value(),
+            "--header" => headers.extend(value()),
             "--manifests" => manifests.manifests = value().map(PathBuf::from),
             "--trust-domain" => manifests.trust_domain = value().unwrap_or_default(),
             "--root-namespace" => manifests.root_namespace = value().unwrap_or_default(),
@@ -690,6 +695,10 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
     let words: Vec<&str> = match joined.split_once("->") {
         Some((left, right)) => left.split_whitespace().chain(right.split_whitespace()).collect(),
         None => joined.split_whitespace().collect(),
+    };
+    let headers = match headers_of(&headers) {
+        Ok(h) => h,
+        Err(code) => return code,
     };
     let render = |explained: &[crate::verify::report::Explained]| {
         write_out(&if json {
@@ -713,7 +722,7 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
             Err(code) => return code,
         };
         let model = estate.model();
-        return match crate::verify::estate::explain(&estate, &model, src, dst, request.as_ref(), pod_ip) {
+        return match crate::verify::estate::explain(&estate, &model, src, dst, request.as_ref(), &headers, pod_ip) {
             Ok(explained) => render(&explained),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -745,12 +754,15 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
     };
     let http = match request_of(method.as_deref(), http_path.as_deref()) {
         Err(code) => return code,
-        Ok(None) => crate::verify::report::default_http(ir, &peer, &dest),
+        Ok(None) if headers.is_empty() => crate::verify::report::default_http(ir, &peer, &dest),
+        Ok(None) => crate::verify::report::default_http(ir, &peer, &dest)
+            .map(|h| crate::ir::Http { headers: headers.clone(), ..h })
+            .or_else(|| Some(crate::ir::Http { methods: Vec::new(), paths: Vec::new(), headers: headers.clone() })),
         Ok(Some((m, p))) => {
             let Some((_, m)) = crate::value::HTTP_METHODS.iter().find(|(name, _)| *name == m) else {
                 return ExitCode::from(2);
             };
-            Some(crate::ir::Http { methods: vec![*m], paths: vec![p], headers: Default::default() })
+            Some(crate::ir::Http { methods: vec![*m], paths: vec![p], headers: headers.clone() })
         }
     };
     let explained = match &checked.manifests {
@@ -758,6 +770,26 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
         None => crate::verify::report::explain(ir, &peer, &dest, http.as_ref()),
     };
     render(&explained)
+}
+
+/// `--header NAME:VALUE` flags as the request's headers, names lower-case.
+fn headers_of(flags: &[String]) -> Result<std::collections::BTreeMap<String, String>, ExitCode> {
+    let mut out = std::collections::BTreeMap::new();
+    for h in flags {
+        let Some((name, value)) = h.split_once(':') else {
+            eprintln!("error: `--header {h}`: write a header as `NAME:VALUE`");
+            return Err(ExitCode::from(2));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if let Some(d) =
+            crate::value::check_header(name, crate::source::Span::default(), value, crate::source::Span::default())
+        {
+            eprintln!("error: `--header {h}`: {}", d.message);
+            return Err(ExitCode::from(2));
+        }
+        out.insert(name.to_ascii_lowercase(), value.to_string());
+    }
+    Ok(out)
 }
 
 /// `--method` and `--path` as a request (`GET` and `/` where one is left out).

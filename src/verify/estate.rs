@@ -141,6 +141,7 @@ pub fn explain(
     src: &str,
     dst: &str,
     request: Option<&Request>,
+    headers: &BTreeMap<String, String>,
     pod_ip: bool,
 ) -> Result<Vec<Explained>, String> {
     let (src_name, from) = estate.inventory.source(src)?;
@@ -148,7 +149,8 @@ pub fn explain(
     Ok(targets
         .iter()
         .map(|t| {
-            let (flow, verdict, steps) = judge(model, &flow_of(&from, t, request));
+            let asked = Flow { headers: headers.clone(), ..flow_of(&from, t, request) };
+            let (flow, verdict, steps) = judge(model, &asked);
             Explained { name: format!("{src_name} -> {}", t.name), flow, verdict, steps: sourced(model, steps) }
         })
         .collect())

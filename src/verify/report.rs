@@ -106,7 +106,14 @@ fn word(allowed: bool) -> &'static str {
 pub fn explain_text(es: &[Explained]) -> String {
     let mut text = String::new();
     for e in es {
-        let req = request(e.flow.method.as_deref(), e.flow.path.as_deref());
+        let mut req = request(e.flow.method.as_deref(), e.flow.path.as_deref());
+        if !e.flow.headers.is_empty() {
+            let headers: Vec<String> = e.flow.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            req = match req.strip_suffix(')') {
+                Some(open) => format!("{open}, {})", headers.join(", ")),
+                None => format!(" ({})", headers.join(", ")),
+            };
+        }
         text.push_str(&format!("{}{req}: {}\n", e.name, word(e.verdict.allowed())));
         let mut hop = "";
         for (s, source) in &e.steps {
@@ -129,7 +136,7 @@ pub fn explain_json(es: &[Explained]) -> String {
         .iter()
         .map(|e| {
             let steps: Vec<Value> = e.steps.iter().map(|(s, src)| step_json(s, src.as_deref())).collect();
-            json!({"flow": e.name, "method": e.flow.method, "path": e.flow.path, "port": e.flow.port,
+            json!({"flow": e.name, "method": e.flow.method, "path": e.flow.path, "headers": e.flow.headers, "port": e.flow.port,
                 "verdict": word(e.verdict.allowed()), "steps": steps})
         })
         .collect();

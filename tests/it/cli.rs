@@ -399,3 +399,25 @@ fn diff_of_manifest_directories_and_against_a_git_revision() {
     assert_eq!(code(&o), 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("`no-such-revision` is not a revision"));
 }
+
+#[test]
+fn explain_takes_request_headers() {
+    let fixture = "tests/fixtures/diagnostics/Z0613-l7-requests.ztp";
+    let without = ztp(&["explain", fixture, "web", "->", "api:http", "--path", "/v1/orders"], None);
+    assert_eq!(code(&without), 0, "{}", String::from_utf8_lossy(&without.stderr));
+    let out = String::from_utf8_lossy(&without.stdout).into_owned();
+    assert!(out.starts_with("demo/web -> demo/api:8080 (GET /v1/orders): denied\n"), "{out}");
+
+    let with = ztp(&["explain", fixture, "web->api:http", "--path", "/v1/orders", "--header", "X-Tenant: acme"], None);
+    let out = String::from_utf8_lossy(&with.stdout).into_owned();
+    assert!(out.starts_with("demo/web -> demo/api:8080 (GET /v1/orders, x-tenant: acme): allowed\n"), "{out}");
+
+    let json = ztp(&["explain", fixture, "web->api:http", "--header=x-tenant:acme", "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["flows"][0]["headers"], serde_json::json!({"x-tenant": "acme"}));
+    assert_eq!(v["flows"][0]["verdict"], "allowed");
+
+    let bad = ztp(&["explain", fixture, "web->api:http", "--header", "x-tenant"], None);
+    assert_eq!(code(&bad), 2);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("write a header as `NAME:VALUE`"));
+}

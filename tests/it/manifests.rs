@@ -27,7 +27,9 @@ pub fn run_fixture(dir: &Path) -> (String, usize) {
     let (listing, failed) = report::test_text(&outcomes, &sources);
     let mut out = format!("# read\n{}\n# expectations\n{listing}\n# explanations\n", estate.set.report());
     for e in &expectations {
-        let explained = estate::explain(&estate, &model, &e.src, &e.dst, e.request.as_ref(), e.pod_ip).unwrap();
+        let explained =
+            estate::explain(&estate, &model, &e.src, &e.dst, e.request.as_ref(), &Default::default(), e.pod_ip)
+                .unwrap();
         out.push_str(&report::explain_text(&explained));
     }
     (out, failed)
