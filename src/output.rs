@@ -61,14 +61,26 @@ pub fn stream(ms: &[Manifest], format: Format) -> String {
     format.render(ms)
 }
 
-/// [`stream`], written to `w` as it is made: YAML one object at a time, so
-/// the whole text is never held at once.
+/// [`stream`], written to `w` as it is made: YAML a few thousand objects
+/// at a time (rendered in parts on every core, written in order), so the
+/// whole text is never held at once.
 pub fn write_stream(ms: &[Manifest], format: Format, w: &mut impl std::io::Write) -> std::io::Result<()> {
+    const PART: usize = 256;
+    let yaml = |part: &&[Manifest]| {
+        let mut text = String::new();
+        for m in *part {
+            text.push_str("---\n");
+            text.push_str(&m.to_yaml());
+        }
+        text
+    };
     match format {
         Format::Yaml => {
-            for m in ms {
-                w.write_all(b"---\n")?;
-                w.write_all(m.to_yaml().as_bytes())?;
+            for batch in ms.chunks(PART * 16) {
+                let parts: Vec<&[Manifest]> = batch.chunks(PART).collect();
+                for (text, part) in crate::par::map(&parts, yaml).into_iter().zip(&parts) {
+                    w.write_all(text.unwrap_or_else(|| yaml(part)).as_bytes())?;
+                }
             }
             Ok(())
         }
