@@ -97,10 +97,22 @@ fn front(loaded: &Loaded, root: &Path, stack: &str) -> (Stage, Option<resolve::i
     let (p, ds, index) = resolve::resolve_indexed(loaded);
     stage.diagnostics.extend(ds);
     // The program rules run on whatever resolved, so their errors show
-    // beside name errors; the IR needs a program without errors.
-    stage.diagnostics.extend(typeck::check(&p));
+    // beside name errors; the IR needs a program without errors. When
+    // names resolved, lowering starts beside the program rules on a second
+    // thread, and is thrown away if they find an error.
+    let lower = || ir::lower(&p, &loaded.sources, root, stack);
+    let (rules, mut lowered) = if stage.diagnostics.has_errors() {
+        (typeck::check(&p), None)
+    } else {
+        std::thread::scope(|scope| {
+            let lowering = scope.spawn(lower);
+            let rules = typeck::check(&p);
+            (rules, lowering.join().ok())
+        })
+    };
+    stage.diagnostics.extend(rules);
     if !stage.diagnostics.has_errors() {
-        let (ir, ds) = ir::lower(&p, &loaded.sources, root, stack);
+        let (ir, ds) = lowered.take().unwrap_or_else(lower);
         stage.diagnostics.extend(ds);
         stage.ir = ir;
         stage.lowered = true;
