@@ -830,8 +830,10 @@ fn estate_problems(
 /// Checks the program at `path` for a command that needs its IR: the
 /// diagnostics are printed and an exit code returned when there is none
 /// (failed expectations aside, which leave the IR in place).
+/// The program at `path`, checked and lowered for a command that asks its
+/// own questions of it: its `expect` lines are not judged.
 fn lowered(fs: &dyn crate::resolve::load::FileSystem, path: &Path, color: bool) -> Result<driver::Checked, ExitCode> {
-    let checked = driver::check(fs, path).map_err(|e| {
+    let checked = driver::check_unjudged(fs, path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;

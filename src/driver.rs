@@ -39,16 +39,25 @@ pub struct Checked {
 /// the IR-level checks.
 pub fn check(fs: &dyn FileSystem, path: &Path) -> Result<Checked, LoadError> {
     let (root, stack) = program_root(fs, path);
-    Ok(check_loaded(load::load(fs, path)?, &root, &stack))
+    Ok(check_loaded(load::load(fs, path)?, &root, &stack, true))
+}
+
+/// [`check`] without judging the `expect` lines (`expectations` stays
+/// empty), for the commands that ask their own questions of the program:
+/// `explain`, `diff` and `graph`.
+pub fn check_unjudged(fs: &dyn FileSystem, path: &Path) -> Result<Checked, LoadError> {
+    let (root, stack) = program_root(fs, path);
+    Ok(check_loaded(load::load(fs, path)?, &root, &stack, false))
 }
 
 /// Checks one in-memory text; imports are resolved from `dir`.
 pub fn check_text(fs: &dyn FileSystem, name: &str, text: String, dir: &Path) -> Result<Checked, LoadError> {
-    Ok(check_loaded(load::load_text(fs, name, text, dir)?, dir, "ztp"))
+    Ok(check_loaded(load::load_text(fs, name, text, dir)?, dir, "ztp", true))
 }
 
-fn check_loaded(mut loaded: Loaded, root: &Path, stack: &str) -> Checked {
+fn check_loaded(mut loaded: Loaded, root: &Path, stack: &str, judge: bool) -> Checked {
     let (mut stage, index) = front(&loaded, root, stack);
+    stage.judge = judge;
     // The trees and the name index are not needed past the front half:
     // freeing them before emitting lowers the peak.
     drop(index);
@@ -77,6 +86,8 @@ struct Stage {
     ir: Option<Ir>,
     /// Where program-wide diagnostics (name clashes) point.
     clash_at: crate::source::Span,
+    /// Whether the `expect` lines are judged.
+    judge: bool,
 }
 
 /// Load → resolve → typeck → lower.
@@ -90,7 +101,7 @@ fn front(loaded: &Loaded, root: &Path, stack: &str) -> (Stage, Option<resolve::i
         .iter()
         .find(|f| !f.is_stdlib)
         .map_or(crate::source::Span::default(), |f| crate::source::Span::new(f.id, 0, 0));
-    let mut stage = Stage { diagnostics, file_count, program: None, lowered: false, ir: None, clash_at };
+    let mut stage = Stage { diagnostics, file_count, program: None, lowered: false, ir: None, clash_at, judge: true };
     if !parsed_all {
         return (stage, None);
     }
@@ -137,6 +148,7 @@ fn back(stage: &mut Stage) -> Kept {
     if let Some(ms) = &emitted {
         diagnostics.extend(name_clashes(ms, stage.clash_at));
         if let Some(ir) = &ir
+            && stage.judge
             && !diagnostics.has_errors()
         {
             expectations = crate::verify::expect::run(ir, ms);

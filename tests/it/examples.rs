@@ -118,3 +118,22 @@ fn documentation_examples_parse_and_complete_ones_check() {
     }
     assert!(n >= 5);
 }
+
+/// `explain`, `diff` and `graph` check a program without judging its
+/// `expect` lines: the same program, IR and objects, no outcomes.
+#[test]
+fn an_unjudged_check_is_the_check_without_outcomes() {
+    for dir in example_dirs() {
+        let judged = driver::check(&RealFs, &relative(&dir)).unwrap();
+        let unjudged = driver::check_unjudged(&RealFs, &relative(&dir)).unwrap();
+        assert!(unjudged.expectations.is_empty(), "{}", dir.display());
+        assert_eq!(unjudged.manifests, judged.manifests, "{}", dir.display());
+        assert_eq!(unjudged.diagnostics.sorted().len(), judged.diagnostics.sorted().len(), "{}", dir.display());
+    }
+    let failing = std::path::Path::new("tests/fixtures/diagnostics/Z0613-l7-requests.ztp");
+    let judged = driver::check(&RealFs, failing).unwrap();
+    assert_eq!(judged.expectations.iter().filter(|o| o.failure.is_some()).count(), 3);
+    assert!(judged.manifests.is_none(), "a failed expectation builds nothing");
+    let unjudged = driver::check_unjudged(&RealFs, failing).unwrap();
+    assert!(unjudged.diagnostics.is_empty() && unjudged.manifests.is_some() && unjudged.ir.is_some());
+}
