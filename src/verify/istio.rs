@@ -126,6 +126,16 @@ fn glob(pattern: &str, s: &str) -> bool {
 
 /// Source and operation fields ztunnel cannot see (L7 to it), and the
 /// `when` keys it can.
+const L4_SOURCE: &[&str] = &[
+    "principals",
+    "notPrincipals",
+    "namespaces",
+    "notNamespaces",
+    "ipBlocks",
+    "notIpBlocks",
+    "serviceAccounts",
+    "notServiceAccounts",
+];
 const L7_SOURCE: &[&str] = &["requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks"];
 const L7_OPERATION: &[&str] = &["methods", "paths", "hosts", "notMethods", "notPaths", "notHosts"];
 const L4_WHEN: &[&str] = &["source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"];
@@ -181,22 +191,7 @@ fn istio_rule_matches(r: &Value, q: &Request<'_>, deny: bool, l4_only: bool) -> 
     };
     let source_ok = |e: &Value| {
         let e = at(e, &["source"]);
-        if l4_only
-            && has_any(e, L7_SOURCE)
-            && !has_any(
-                e,
-                &[
-                    "principals",
-                    "notPrincipals",
-                    "namespaces",
-                    "notNamespaces",
-                    "ipBlocks",
-                    "notIpBlocks",
-                    "serviceAccounts",
-                    "notServiceAccounts",
-                ],
-            )
-        {
+        if l4_only && has_any(e, L7_SOURCE) && !has_any(e, L4_SOURCE) {
             // Only L7 fields: ztunnel drops the whole rule.
             return None;
         }
@@ -297,16 +292,6 @@ pub(super) fn ztunnel_reading(policy: &Value) -> Vec<String> {
     if action != "ALLOW" && action != "DENY" {
         return Vec::new();
     }
-    let l4_source = [
-        "principals",
-        "notPrincipals",
-        "namespaces",
-        "notNamespaces",
-        "ipBlocks",
-        "notIpBlocks",
-        "serviceAccounts",
-        "notServiceAccounts",
-    ];
     let mut out = Vec::new();
     for (i, r) in list(at(spec, &["rules"])).iter().enumerate() {
         let n = i + 1;
@@ -326,7 +311,7 @@ pub(super) fn ztunnel_reading(policy: &Value) -> Vec<String> {
             continue;
         }
         let l7_only_source =
-            froms.iter().any(|f| has_any(at(f, &["source"]), L7_SOURCE) && !has_any(at(f, &["source"]), &l4_source));
+            froms.iter().any(|f| has_any(at(f, &["source"]), L7_SOURCE) && !has_any(at(f, &["source"]), L4_SOURCE));
         let l7_only_operation = list(at(r, &["to"])).iter().any(|t| {
             has_any(at(t, &["operation"]), L7_OPERATION) && !has_any(at(t, &["operation"]), &["ports", "notPorts"])
         });
