@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Objects per page of a LIST: kubectl's default `--chunk-size`.
+pub const LIST_PAGE: u32 = 500;
+
 /// The field manager of everything ztp writes.
 pub const FIELD_MANAGER: &str = "ztp";
 
@@ -253,16 +256,67 @@ impl Cluster {
     }
 
     /// One LIST, by label selector (`""`: everything), in one namespace
-    /// (or cluster-wide for a cluster-scoped kind).
+    /// (or cluster-wide for a cluster-scoped kind), in pages of
+    /// [`LIST_PAGE`] objects as kubectl asks for them, so no one answer
+    /// holds a whole large kind. Each page is retried on its own.
+    ///
+    /// A continue token the server no longer honours (410 Gone: the list's
+    /// resourceVersion was compacted while paging) restarts the list once
+    /// as a single unpaginated request, as client-go's pager does.
+    pub async fn list(&self, r: &Resource, namespace: Option<&str>, selector: &str) -> Result<Vec<Value>, Error> {
+        self.list_each(r, namespace, selector, |v| v).await
+    }
+
+    /// [`Cluster::list`], with `each` applied to every item as its page
+    /// arrives, so what the caller does not keep is freed page by page.
+    pub async fn list_each<T>(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+        mut each: impl FnMut(Value) -> T,
+    ) -> Result<Vec<T>, Error> {
+        let mut items = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (page, next) = match self.list_page(r, namespace, selector, Some(LIST_PAGE), &token).await {
+                Err(e) if !token.is_empty() && e.code() == Some(410) => {
+                    let (all, _) = self.list_page(r, namespace, selector, None, "").await?;
+                    return Ok(all.into_iter().map(each).collect());
+                }
+                other => other?,
+            };
+            items.extend(page.into_iter().map(&mut each));
+            match next {
+                Some(t) if !t.is_empty() => token = t,
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// One page of a LIST and the token of the next (`None` at the end).
     ///
     /// The answer is read straight into JSON values, without a typed
     /// detour, and each item gets its `apiVersion` and `kind`: an API
     /// server leaves them off the items of a built-in kind's list.
-    pub async fn list(&self, r: &Resource, namespace: Option<&str>, selector: &str) -> Result<Vec<Value>, Error> {
+    async fn list_page(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+        limit: Option<u32>,
+        token: &str,
+    ) -> Result<(Vec<Value>, Option<String>), Error> {
         let api = self.api(r, namespace);
         let mut params = ListParams::default();
         if !selector.is_empty() {
             params = params.labels(selector);
+        }
+        if let Some(limit) = limit {
+            params = params.limit(limit);
+        }
+        if !token.is_empty() {
+            params = params.continue_token(token);
         }
         let (api_version, kind) = (r.api.api_version.as_str(), r.api.kind.as_str());
         self.retry(|| async {
@@ -271,12 +325,13 @@ impl Cluster {
                 .map_err(|e| Error::Transport(e.to_string()))?;
             request.extensions_mut().insert("list");
             let mut list: Value = self.client.request(request).await?;
+            let next = list.pointer("/metadata/continue").and_then(Value::as_str).map(str::to_string);
             let items = match list.get_mut("items").map(Value::take) {
                 Some(Value::Array(items)) => items,
                 Some(Value::Null) | None => Vec::new(),
                 Some(_) => return Err(Error::Transport("unreadable answer: a list whose items are not a list".into())),
             };
-            Ok(items
+            let items = items
                 .into_iter()
                 .map(|mut item| {
                     if let Some(o) = item.as_object_mut() {
@@ -285,7 +340,8 @@ impl Cluster {
                     }
                     item
                 })
-                .collect())
+                .collect();
+            Ok((items, next))
         })
         .await
     }

@@ -932,10 +932,33 @@ fn a_wide_estate_is_listed_per_kind_and_dry_runs_only_what_changes() {
     assert_eq!(code(&o), 0, "{}", show(&o));
     let log = fake.requests();
     let kinds: BTreeSet<&str> = before.iter().map(|o| o["kind"].as_str().unwrap()).collect();
-    let lists = log.iter().filter(|l| l.method == "GET" && is_list(&l.path)).count();
+    let pages: Vec<&Logged> = log.iter().filter(|l| l.method == "GET" && is_list(&l.path)).collect();
+    let lists = pages.iter().filter(|l| l.param("continue").is_none()).count();
     assert_eq!(dry_runs(&log), 0);
     assert!(lists <= kinds.len(), "{lists} LISTs for {} kinds", kinds.len());
-    assert!(log.len() <= lists + 40, "{} requests", log.len());
+    // In pages of 500, as kubectl asks: a page more per 500 objects.
+    assert!(pages.iter().all(|l| l.param("limit").as_deref() == Some("500")), "{pages:?}");
+    assert!(pages.len() <= lists + before.len() / 500, "{} pages", pages.len());
+    let cnp = "/apis/cilium.io/v2/ciliumnetworkpolicies";
+    let policies = before.iter().filter(|o| o["kind"] == "CiliumNetworkPolicy").count();
+    assert!(policies > 500, "the estate has more than a page of one kind: {policies}");
+    assert!(pages.iter().any(|l| l.path == cnp && l.param("continue").is_some()), "the policies come in pages");
+    assert!(log.len() <= pages.len() + 40, "{} requests", log.len());
+    let no_op = out(&o);
+
+    // A continue token the server no longer honours: the list starts over
+    // as one unpaginated request.
+    fake.fault(Fault::at("GET", cnp, 2, FaultAction::Status(410)));
+    fake.clear_log();
+    let o = ztp(&fake, &["plan", "--detailed-exitcode", path], None);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert_eq!(out(&o), no_op);
+    let log = fake.requests();
+    let cnp_lists: Vec<(Option<String>, Option<String>, u16)> =
+        log.iter().filter(|l| l.path == cnp).map(|l| (l.param("limit"), l.param("continue"), l.status)).collect();
+    assert_eq!(cnp_lists.len(), 3, "{cnp_lists:?}");
+    assert_eq!(cnp_lists[1].2, 410);
+    assert_eq!((cnp_lists[2].0.as_deref(), cnp_lists[2].1.as_deref(), cnp_lists[2].2), (None, None, 200));
 
     // Every 40th workload serves http on another port.
     write(Shape { moved_ports: 40, ..Shape::new(480) }, &dir).unwrap();

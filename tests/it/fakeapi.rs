@@ -140,6 +140,9 @@ struct State {
     rv: u64,
     uids: u64,
     log: Vec<Logged>,
+    /// The answer of the request being routed, when it was written
+    /// straight to text (LISTs) rather than returned as a value.
+    reply_text: Option<String>,
     faults: Vec<Fault>,
     without: BTreeSet<String>,
     delay: Duration,
@@ -179,6 +182,7 @@ impl Builder {
             rv: 100,
             uids: 0,
             log: Vec::new(),
+            reply_text: None,
             faults: Vec::new(),
             without: self.without,
             delay: self.delay,
@@ -386,6 +390,103 @@ fn fields_v1(fields: &BTreeSet<Vec<String>>) -> Value {
         }
     }
     Value::Object(root)
+}
+
+/// [`render`] written straight from the store, as a LIST answer needs it
+/// for thousands of objects: the same text as `render(s).to_string()`,
+/// without copying the object into a new value first. Maps are written in
+/// key order, as `serde_json` writes them, so `managedFields` takes its
+/// place among the metadata keys.
+struct Served<'a>(&'a Stored);
+
+impl serde::Serialize for Served<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (Some(object), false) = (self.0.value.as_object(), self.0.owners.is_empty()) else {
+            return self.0.value.serialize(ser);
+        };
+        let mut map = ser.serialize_map(Some(object.len()))?;
+        for (k, v) in object {
+            match v.as_object() {
+                Some(meta) if k == "metadata" => map.serialize_entry(k, &ServedMeta(meta, &self.0.owners))?,
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct ServedMeta<'a>(&'a Map<String, Value>, &'a BTreeMap<String, Owner>);
+
+impl serde::Serialize for ServedMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const KEY: &str = "managedFields";
+        let mut map = ser.serialize_map(None)?;
+        let mut written = false;
+        for (k, v) in self.0 {
+            if !written && k.as_str() >= KEY {
+                map.serialize_entry(KEY, &ServedOwners(self.1))?;
+                written = true;
+            }
+            if k != KEY {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        if !written {
+            map.serialize_entry(KEY, &ServedOwners(self.1))?;
+        }
+        map.end()
+    }
+}
+
+struct ServedOwners<'a>(&'a BTreeMap<String, Owner>);
+
+impl serde::Serialize for ServedOwners<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let mut seq = ser.serialize_seq(Some(self.0.len()))?;
+        for (manager, o) in self.0 {
+            struct Entry<'a>(&'a str, &'a Owner);
+            impl serde::Serialize for Entry<'_> {
+                fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                    // The keys of `render`'s `json!`, in their sorted order.
+                    let mut map = ser.serialize_map(Some(6))?;
+                    map.serialize_entry("apiVersion", &self.1.api_version)?;
+                    map.serialize_entry("fieldsType", "FieldsV1")?;
+                    let paths: Vec<&[String]> = self.1.fields.iter().map(Vec::as_slice).collect();
+                    map.serialize_entry("fieldsV1", &ServedFields(&paths, 0))?;
+                    map.serialize_entry("manager", self.0)?;
+                    map.serialize_entry("operation", self.1.operation)?;
+                    map.serialize_entry("time", now())?;
+                    map.end()
+                }
+            }
+            seq.serialize_element(&Entry(manager, o))?;
+        }
+        seq.end()
+    }
+}
+
+/// [`fields_v1`] of sorted paths that share their first `depth` segments:
+/// one `f:` key per next segment, in order.
+struct ServedFields<'a>(&'a [&'a [String]], usize);
+
+impl serde::Serialize for ServedFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let ServedFields(paths, depth) = *self;
+        let mut map = ser.serialize_map(None)?;
+        // The path that ends here sorts first; the rest go by their next segment.
+        let mut rest = &paths[paths.iter().take_while(|p| p.len() <= depth).count()..];
+        while let Some(seg) = rest.first().map(|p| &p[depth]) {
+            let n = rest.iter().take_while(|p| p.get(depth) == Some(seg)).count();
+            let (group, after) = rest.split_at(n);
+            map.serialize_entry(&format!("f:{seg}"), &ServedFields(group, depth + 1))?;
+            rest = after;
+        }
+        map.end()
+    }
 }
 
 /// Server-maintained metadata, which no manager owns.
@@ -916,6 +1017,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
                 403 => "Forbidden",
                 404 => "NotFound",
                 409 => "Conflict",
+                410 => "Expired",
                 429 => "TooManyRequests",
                 503 => "ServiceUnavailable",
                 504 => "Timeout",
@@ -930,12 +1032,13 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
     }
-    let (code, v) = {
+    let (code, v, text) = {
         let mut s = state.lock().unwrap();
-        route(&mut s, &method, &path, &query, &content_type, &body)
+        let (code, v) = route(&mut s, &method, &path, &query, &content_type, &body);
+        (code, v, s.reply_text.take())
     };
     logged.status = code;
-    logged.response = v.to_string();
+    logged.response = text.unwrap_or_else(|| v.to_string());
     let answer = respond_text(code, logged.response.clone());
     let mut s = state.lock().unwrap();
     s.log.push(logged);
@@ -1343,16 +1446,124 @@ fn of_kind<'a>(
     })
 }
 
-fn list(s: &State, api_version: &str, kind: &str, namespace: Option<&str>, query: &str) -> (u16, Value) {
+/// A LIST answer, paginated as an API server does with `limit` and
+/// `continue` (the token names the next object; unlike etcd's snapshot, a
+/// later page sees writes made since the first). The items are written
+/// straight to text ([`Served`]); [`handle`] sends `s.reply_text` in place
+/// of the returned value.
+fn list(s: &mut State, api_version: &str, kind: &str, namespace: Option<&str>, query: &str) -> (u16, Value) {
     let reqs = parse_selector(&param(query, "labelSelector").unwrap_or_default());
     let name = param(query, "fieldSelector").and_then(|f| f.strip_prefix("metadata.name=").map(str::to_string));
-    let items: Vec<Value> = of_kind(&s.objects, api_version, kind, namespace)
+    let limit = param(query, "limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let after = match param(query, "continue").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(token) => match continue_key(&token) {
+            Some(k) => Some(k),
+            None => return status(400, "BadRequest", "the continue token is not one this server wrote", json!({})),
+        },
+    };
+    let mut items = of_kind(&s.objects, api_version, kind, namespace)
+        .filter(|(k, _)| after.as_ref().is_none_or(|a| (&k.2, &k.3) >= (&a.0, &a.1)))
         .filter(|(k, _)| name.as_ref().is_none_or(|n| *n == k.3))
-        .filter(|(_, o)| selects(&reqs, &o.value["metadata"]["labels"]))
-        .map(|(_, o)| render(o))
-        .collect();
-    (
-        200,
-        json!({"kind": format!("{kind}List"), "apiVersion": api_version, "metadata": {"resourceVersion": s.rv.to_string()}, "items": items}),
-    )
+        .filter(|(_, o)| selects(&reqs, &o.value["metadata"]["labels"]));
+    let mut text = format!("{{\"apiVersion\":{},\"items\":[", json!(api_version));
+    let mut next = None;
+    for (i, (k, o)) in items.by_ref().enumerate() {
+        if limit.is_some_and(|l| i == l) {
+            next = Some(continue_token(k));
+            break;
+        }
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(&Served(o)).unwrap());
+    }
+    let mut meta = json!({"resourceVersion": s.rv.to_string()});
+    if let Some(token) = next {
+        meta["continue"] = json!(token);
+    }
+    text.push_str(&format!("],\"kind\":{},\"metadata\":{meta}}}", json!(format!("{kind}List"))));
+    s.reply_text = Some(text);
+    (200, Value::Null)
+}
+
+/// The continue token of a page that stops before `k`: its namespace and
+/// name, hex-encoded so the token is opaque and needs no URL escaping.
+fn continue_token(k: &Key) -> String {
+    let plain = format!("{}/{}", k.2.as_deref().unwrap_or(""), k.3);
+    plain.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn continue_key(token: &str) -> Option<(Option<String>, String)> {
+    let bytes: Option<Vec<u8>> =
+        (0..token.len()).step_by(2).map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+    let plain = String::from_utf8(bytes?).ok()?;
+    let (ns, name) = plain.split_once('/')?;
+    Some(((!ns.is_empty()).then(|| ns.to_string()), name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Objects applied by two managers, some fields shared.
+    fn fill(s: &mut State) {
+        for (i, ns) in ["a", "b", "c"].iter().enumerate() {
+            s.insert_new(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), "test-setup");
+            for n in 0..3 {
+                let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("cm-{n}"), "namespace": ns, "labels": {"app": "x", "n": n.to_string()},
+                        "annotations": {"z": "1"}},
+                    "data": {"k": "v", "nested": format!("{i}")}});
+                assert_eq!(s.apply("ztp", cm.clone(), false, false).0, 201);
+                let mut other = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("cm-{n}"), "namespace": ns, "labels": {"team": "y"}}, "data": {"extra": "1"}});
+                if n == 1 {
+                    other["data"]["k"] = json!("v");
+                }
+                assert_eq!(s.apply("kubectl", other, n == 1, false).0, 200);
+            }
+        }
+    }
+
+    #[test]
+    fn a_served_object_is_the_rendered_object_as_text() {
+        let fake = FakeKube::start();
+        let mut s = fake.state.lock().unwrap();
+        fill(&mut s);
+        let mut seen = 0;
+        for o in s.objects.values() {
+            assert_eq!(serde_json::to_string(&Served(o)).unwrap(), render(o).to_string());
+            seen += usize::from(o.owners.len() == 2);
+        }
+        assert!(seen >= 6, "the fixture has objects of two managers");
+    }
+
+    #[test]
+    fn pages_hold_every_object_once_in_order() {
+        let fake = FakeKube::start();
+        let mut s = fake.state.lock().unwrap();
+        fill(&mut s);
+        let (code, _) = list(&mut s, "v1", "ConfigMap", None, "");
+        assert_eq!(code, 200);
+        let whole: Value = serde_json::from_str(&s.reply_text.take().unwrap()).unwrap();
+        assert!(whole["metadata"].get("continue").is_none());
+        let mut paged = Vec::new();
+        let mut query = "limit=2".to_string();
+        loop {
+            let (code, _) = list(&mut s, "v1", "ConfigMap", None, &query);
+            assert_eq!(code, 200);
+            let page: Value = serde_json::from_str(&s.reply_text.take().unwrap()).unwrap();
+            assert!(page["items"].as_array().unwrap().len() <= 2);
+            paged.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["metadata"]["continue"].as_str() {
+                Some(token) => query = format!("limit=2&continue={token}"),
+                None => break,
+            }
+        }
+        assert_eq!(&Value::Array(paged), &whole["items"]);
+        assert_eq!(whole["items"].as_array().unwrap().len(), 9);
+        let (code, _) = list(&mut s, "v1", "ConfigMap", None, "limit=2&continue=zz");
+        assert_eq!(code, 400);
+    }
 }
