@@ -460,6 +460,9 @@ fn cluster_command(path: Option<PathBuf>, c: &ClusterArgs, mut req: command::Req
                 return ExitCode::from(1);
             };
             req.stack = checked.ir.as_ref().map_or_else(|| "ztp".to_string(), |ir| ir.stack.clone());
+            // The program is not needed again: freed beside the requests.
+            let checked = built.checked;
+            std::thread::spawn(move || drop(checked));
             command::Source::Program(manifests)
         }
     };

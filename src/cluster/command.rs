@@ -12,6 +12,7 @@ use super::plan::{self, Desired, Inputs, Plan, PlanError};
 use crate::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, IsTerminal, Write};
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 
 /// Which command.
@@ -154,7 +155,10 @@ async fn planned(
     let (desired, saved, stack, parent) = match source {
         Source::Program(ms) => {
             let parent = Parent::new(&req.stack, &req.applyset_namespace);
-            (Desired::of(&ms, &parent.id), None, req.stack.clone(), parent)
+            let desired = Desired::of(&ms, &parent.id);
+            // The manifests are not needed again: freed beside the requests.
+            std::thread::spawn(move || drop(ms));
+            (desired, None, req.stack.clone(), parent)
         }
         Source::Saved(s) => {
             let p = &s.plan.parent;
@@ -162,17 +166,22 @@ async fn planned(
             (s.desired.clone(), Some(s.plan.clone()), s.plan.stack.clone(), parent)
         }
     };
+    // The process ends with this command, and the OS takes its memory back
+    // at once; freeing the hundreds of thousands of JSON values of a large
+    // plan one by one would take a good part of a second.
+    let desired = ManuallyDrop::new(desired);
     let destroy = req.verb == Verb::Destroy;
     let inputs = Inputs { stack: &stack, parent, adopt: req.adopt, destroy };
     let fresh = plan::compute(cluster, kinds, &desired, &inputs).await.map_err(|e: PlanError| e.to_string())?;
     let from_saved_plan = saved.is_some();
-    let plan = match saved {
+    let plan = ManuallyDrop::new(match saved {
         Some(saved) => {
             stale(&saved, &fresh, &cluster.server).map_err(|why| format!("Saved plan is stale: {why}"))?;
+            std::mem::forget(fresh);
             saved
         }
         None => fresh,
-    };
+    });
 
     if req.verb == Verb::Plan && req.json {
         print(&plan::to_json(&plan));
@@ -183,8 +192,8 @@ async fn planned(
         let saved = SavedPlan {
             format_version: plan::FORMAT_VERSION,
             ztp_version: env!("CARGO_PKG_VERSION").to_string(),
-            plan: plan.clone(),
-            desired: desired.clone(),
+            plan: (*plan).clone(),
+            desired: (*desired).clone(),
         };
         let text = serde_json::to_string_pretty(&saved).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;

@@ -161,16 +161,19 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// The objects of `ms`, built on every core.
     pub fn of(ms: &[Manifest], applyset_id: &str) -> Vec<Desired> {
+        let objects = crate::par::map(ms, |m| applyset::desired_object(m, applyset_id));
         ms.iter()
-            .map(|m| Desired {
+            .zip(objects)
+            .map(|(m, object)| Desired {
                 api_version: m.api_version.to_string(),
                 kind: m.kind.to_string(),
                 namespace: m.namespace.clone(),
                 name: m.name.clone(),
                 wave: m.wave(),
                 labels_only: m.ownership == Ownership::LabelsOnly,
-                object: applyset::desired_object(m, applyset_id),
+                object: object.unwrap_or_else(|| applyset::desired_object(m, applyset_id)),
             })
             .collect()
     }
@@ -252,6 +255,9 @@ fn labelled_id(kind: &str, namespace: Option<&str>, name: &str) -> String {
 /// cluster-wide, in one request, instead of once per namespace.
 const WIDE_LIST_NAMESPACES: usize = 16;
 
+/// Requests a plan has in flight at once: LISTs, and then dry-runs.
+const REQUESTS_AT_ONCE: usize = 8;
+
 /// Reads the cluster and decides every object's action.
 pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &Inputs<'_>) -> Result<Plan, PlanError> {
     let secret = resource(kinds, "v1", "Secret")?;
@@ -303,13 +309,13 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
         let namespace = if resource(kinds, v, k)?.namespaced { d.namespace.clone() } else { None };
         scopes.entry((v, k)).or_default().insert(namespace);
     }
-    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    let limit = Arc::new(tokio::sync::Semaphore::new(REQUESTS_AT_ONCE));
     let list = |v: &'static str, k: &'static str, ns: Option<String>| {
         let (c, r, limit) = (cluster.clone(), resource(kinds, v, k).cloned(), limit.clone());
         async move {
             let _permit = limit.acquire_owned().await;
             let items = match r {
-                Ok(r) => c.list(&r, ns.as_deref(), "").await.map_err(PlanError::from),
+                Ok(r) => c.list_each(&r, ns.as_deref(), "", Live::of).await.map_err(PlanError::from),
                 Err(e) => Err(e),
             };
             (v, k, items)
@@ -326,14 +332,15 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             narrow.extend(namespaces.iter().map(|ns| (*v, *k, ns.clone())));
         }
     }
-    let mut found: Vec<(&'static str, &'static str, Vec<Value>)> = Vec::new();
+    let mut found: Vec<(&'static str, &'static str, Vec<Live>)> = Vec::new();
     while let Some(j) = lists.join_next().await {
         let (v, k, items) = joined(j)?;
         let namespaces = scopes.get(&(v, k));
         match items {
             Ok(items) => {
-                let inside =
-                    |o: &Value| namespaces.is_some_and(|n| n.contains(&meta_str(o, "namespace").map(str::to_string)));
+                let inside = |o: &Live| {
+                    namespaces.is_some_and(|n| n.contains(&meta_str(&o.content, "namespace").map(str::to_string)))
+                };
                 found.push((v, k, items.into_iter().filter(inside).collect()));
             }
             // Not allowed cluster-wide: this kind namespace by namespace.
@@ -358,23 +365,24 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
     let mut others: BTreeMap<(String, Option<String>, String), Live> = BTreeMap::new();
     for (v, kind, items) in found {
         for item in items {
-            let k = key(kind, meta_str(&item, "namespace"), meta_str(&item, "name").unwrap_or_default());
-            let member = at(&item, &["metadata", "labels", PART_OF_LABEL]).as_str() == Some(i.parent.id.as_str());
+            let o = &item.content;
+            let k = key(kind, meta_str(o, "namespace"), meta_str(o, "name").unwrap_or_default());
+            let member = at(o, &["metadata", "labels", PART_OF_LABEL]).as_str() == Some(i.parent.id.as_str());
             if member {
-                live.insert(k, (v, Live::of(item)));
+                live.insert(k, (v, item));
             } else {
-                others.insert(k, Live::of(item));
+                others.insert(k, item);
             }
         }
     }
 
-    let mut changes = Vec::new();
+    // Each desired object with its live one. Comparing them is the CPU
+    // work of a plan, done on every core; dry-runs go after, concurrently.
+    let mut paired: Vec<(&Desired, Option<Live>)> = Vec::new();
     let mut foreign = Vec::new();
     let mut missing_services = Vec::new();
-    let mut created_namespaces = BTreeSet::new();
     for d in &desired {
         let k = key(&d.kind, d.namespace.as_deref(), &d.name);
-        let r = resource(kinds, &d.api_version, &d.kind)?;
         let current = match live.remove(&k) {
             Some((_, v)) => Some(v),
             None => {
@@ -399,7 +407,15 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             missing_services.push(format!("  Service {}", ns_name(d.namespace.as_deref(), &d.name)));
             continue;
         }
-        let mut c = change(d, current);
+        paired.push((*d, current));
+    }
+    let compared = crate::par::map(&paired, |(d, l)| Compared::of(d, l.as_ref()));
+    let mut changes = Vec::new();
+    let mut to_dry_run = Vec::new();
+    let mut created_namespaces = BTreeSet::new();
+    for ((d, current), compared) in paired.into_iter().zip(compared) {
+        let compared = compared.unwrap_or_else(|| Compared::of(d, current.as_ref()));
+        let mut c = change(d, current, compared);
         if c.kind == "Namespace" && c.action == Action::Create {
             created_namespaces.insert(c.name.clone());
         }
@@ -409,7 +425,8 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             // exist yet: the plan shows what will be sent.
             c.after = diff::strip(&d.object);
         } else if c.action != Action::Unchanged {
-            dry_run(cluster, r, &mut c).await?;
+            to_dry_run.push((c, resource(kinds, &d.api_version, &d.kind)?.clone()));
+            continue;
         }
         changes.push(c);
     }
@@ -425,6 +442,9 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             foreign.join("\n")
         )));
     }
+
+    // Dry-runs return in any order; the changes are sorted below.
+    changes.extend(dry_run_all(cluster, to_dry_run).await?);
 
     // Members no longer desired are deleted.
     for (k, (v, obj)) in live {
@@ -547,24 +567,38 @@ impl Live {
     }
 }
 
-fn change(d: &Desired, live: Option<Live>) -> Change {
-    let action = match &live {
-        None => Action::Create,
-        Some(l) if d.labels_only && diff::is_subset(&d.object, &l.content) => Action::Unchanged,
-        Some(l) if !d.labels_only && diff::unchanged(&d.object, &l.content) => Action::Unchanged,
-        Some(_) => Action::Update,
-    };
-    let widen = match (action, &live) {
-        (Action::Update, Some(l)) => widened(&d.object, &l.content),
-        _ => None,
-    };
-    let (uid, resource_version, live_digest, before) = match live {
+/// What comparing a desired object with its live one finds, by
+/// reference: the costly part of [`change`], which runs on every core.
+struct Compared {
+    action: Action,
+    widen: Option<Value>,
+    live_digest: Option<String>,
+}
+
+impl Compared {
+    fn of(d: &Desired, live: Option<&Live>) -> Compared {
+        let action = match live {
+            None => Action::Create,
+            Some(l) if d.labels_only && diff::is_subset(&d.object, &l.content) => Action::Unchanged,
+            Some(l) if !d.labels_only && diff::unchanged(&d.object, &l.content) => Action::Unchanged,
+            Some(_) => Action::Update,
+        };
+        let widen = match (action, live) {
+            (Action::Update, Some(l)) => widened(&d.object, &l.content),
+            _ => None,
+        };
+        Compared { action, widen, live_digest: live.map(|l| diff::stripped_digest(&l.content)) }
+    }
+}
+
+fn change(d: &Desired, live: Option<Live>, compared: Compared) -> Change {
+    let Compared { action, widen, live_digest } = compared;
+    let (uid, resource_version, before) = match live {
         Some(l) => {
-            let digest = diff::stripped_digest(&l.content);
             let before = if d.labels_only { labels_view(&l.content) } else { l.content };
-            (l.uid, l.resource_version, Some(digest), before)
+            (l.uid, l.resource_version, before)
         }
-        None => (None, None, None, Value::Null),
+        None => (None, None, Value::Null),
     };
     Change {
         action,
@@ -628,6 +662,37 @@ fn widened(desired: &Value, live: &Value) -> Option<Value> {
 
 /// A server-side-apply dry-run: the object as it would be, and any
 /// conflicts with other field managers.
+/// The dry-runs of `pending`, up to [`REQUESTS_AT_ONCE`] at a time, each
+/// change back with its result. When several are rejected, the error is
+/// that of the first in `pending`, however the requests finish.
+async fn dry_run_all(cluster: &Cluster, pending: Vec<(Change, Resource)>) -> Result<Vec<Change>, PlanError> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(REQUESTS_AT_ONCE));
+    let mut runs = tokio::task::JoinSet::new();
+    for (n, (mut c, r)) in pending.into_iter().enumerate() {
+        let (cluster, limit) = (cluster.clone(), limit.clone());
+        runs.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let done = dry_run(&cluster, &r, &mut c).await;
+            (n, c, done)
+        });
+    }
+    let mut changes = Vec::new();
+    let mut first_error: Option<(usize, PlanError)> = None;
+    while let Some(j) = runs.join_next().await {
+        let (n, c, done) = j.map_err(|e| PlanError::Preflight(format!("internal error: {e}")))?;
+        changes.push(c);
+        if let Err(e) = done
+            && first_error.as_ref().is_none_or(|(m, _)| n < *m)
+        {
+            first_error = Some((n, e));
+        }
+    }
+    match first_error {
+        Some((_, e)) => Err(e),
+        None => Ok(changes),
+    }
+}
+
 async fn dry_run(cluster: &Cluster, r: &Resource, c: &mut Change) -> Result<(), PlanError> {
     let Some(body) = &c.desired else { return Ok(()) };
     match cluster.apply(r, body, true, false).await {
