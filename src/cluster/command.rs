@@ -8,7 +8,7 @@ use super::apply;
 use super::applyset::Parent;
 use super::client::{Cluster, ConnectOptions};
 use super::lock::{self, Lock, LockOptions};
-use super::plan::{self, Desired, Inputs, Plan, PlanError};
+use super::plan::{self, Desired, Inputs, Plan};
 use crate::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, IsTerminal, Write};
@@ -152,27 +152,35 @@ async fn planned(
     kinds: &plan::Kinds,
     lock: Option<&Lock>,
 ) -> Result<u8, String> {
-    let (desired, saved, stack, parent) = match source {
+    let destroy = req.verb == Verb::Destroy;
+    let (desired, saved, fresh) = match source {
         Source::Program(ms) => {
             let parent = Parent::new(&req.stack, &req.applyset_namespace);
-            let desired = Desired::of(&ms, &parent.id);
-            // The manifests are not needed again: freed beside the requests.
-            std::thread::spawn(move || drop(ms));
-            (desired, None, req.stack.clone(), parent)
+            let inputs = Inputs { stack: &req.stack, parent: parent.clone(), adopt: req.adopt, destroy };
+            // The objects are built on the other cores while the cluster
+            // is read; the manifests are freed there after.
+            let heads = Desired::heads(&ms);
+            let id = parent.id.clone();
+            let objects = tokio::task::spawn_blocking(move || Desired::objects(&ms, &id));
+            let state = plan::read_live(cluster, kinds, &heads, &inputs).await.map_err(|e| e.to_string())?;
+            let objects = objects.await.map_err(|e| format!("internal error: {e}"))?;
+            let desired = Desired::with_objects(heads, objects);
+            let fresh = plan::decide(cluster, kinds, &desired, state, &inputs).await.map_err(|e| e.to_string())?;
+            (desired, None, fresh)
         }
         Source::Saved(s) => {
             let p = &s.plan.parent;
             let parent = Parent { name: p.name.clone(), namespace: p.namespace.clone(), id: p.id.clone() };
-            (s.desired.clone(), Some(s.plan.clone()), s.plan.stack.clone(), parent)
+            let stack = s.plan.stack.clone();
+            let inputs = Inputs { stack: &stack, parent, adopt: req.adopt, destroy };
+            let fresh = plan::compute(cluster, kinds, &s.desired, &inputs).await.map_err(|e| e.to_string())?;
+            (s.desired, Some(s.plan), fresh)
         }
     };
     // The process ends with this command, and the OS takes its memory back
     // at once; freeing the hundreds of thousands of JSON values of a large
     // plan one by one would take a good part of a second.
     let desired = ManuallyDrop::new(desired);
-    let destroy = req.verb == Verb::Destroy;
-    let inputs = Inputs { stack: &stack, parent, adopt: req.adopt, destroy };
-    let fresh = plan::compute(cluster, kinds, &desired, &inputs).await.map_err(|e: PlanError| e.to_string())?;
     let from_saved_plan = saved.is_some();
     let plan = ManuallyDrop::new(match saved {
         Some(saved) => {

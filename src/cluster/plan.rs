@@ -161,21 +161,36 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// The objects of `ms`, built on every core.
+    /// The desired objects of `ms`.
     pub fn of(ms: &[Manifest], applyset_id: &str) -> Vec<Desired> {
-        let objects = crate::par::map(ms, |m| applyset::desired_object(m, applyset_id));
+        Desired::with_objects(Desired::heads(ms), Desired::objects(ms, applyset_id))
+    }
+
+    /// Every field of each desired object but the object itself (`null`),
+    /// which is all [`read_live`] needs.
+    pub fn heads(ms: &[Manifest]) -> Vec<Desired> {
         ms.iter()
-            .zip(objects)
-            .map(|(m, object)| Desired {
+            .map(|m| Desired {
                 api_version: m.api_version.to_string(),
                 kind: m.kind.to_string(),
                 namespace: m.namespace.clone(),
                 name: m.name.clone(),
                 wave: m.wave(),
                 labels_only: m.ownership == Ownership::LabelsOnly,
-                object: object.unwrap_or_else(|| applyset::desired_object(m, applyset_id)),
+                object: Value::Null,
             })
             .collect()
+    }
+
+    /// The objects ztp applies for `ms`, in order, built on every core.
+    pub fn objects(ms: &[Manifest], applyset_id: &str) -> Vec<Value> {
+        let built = crate::par::map(ms, |m| applyset::desired_object(m, applyset_id));
+        ms.iter().zip(built).map(|(m, o)| o.unwrap_or_else(|| applyset::desired_object(m, applyset_id))).collect()
+    }
+
+    /// [`Desired::heads`] with their [`Desired::objects`].
+    pub fn with_objects(heads: Vec<Desired>, objects: Vec<Value>) -> Vec<Desired> {
+        heads.into_iter().zip(objects).map(|(d, object)| Desired { object, ..d }).collect()
     }
 }
 
@@ -260,6 +275,30 @@ const REQUESTS_AT_ONCE: usize = 8;
 
 /// Reads the cluster and decides every object's action.
 pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &Inputs<'_>) -> Result<Plan, PlanError> {
+    let state = read_live(cluster, kinds, desired, i).await?;
+    decide(cluster, kinds, desired, state, i).await
+}
+
+/// What the cluster holds of a stack, before anything is decided.
+pub struct LiveState {
+    parent_live: Option<Value>,
+    old: Record,
+    new: Record,
+    /// Members by (kind, namespace, name), with their apiVersion.
+    live: BTreeMap<(String, Option<String>, String), (&'static str, Live)>,
+    /// The rest of what the LISTs found, for the names ztp would take.
+    others: BTreeMap<(String, Option<String>, String), Live>,
+}
+
+/// The parent and the live objects of the kinds and namespaces of the old
+/// record and of `desired`. Only the names and kinds of `desired` are
+/// read, not its objects: a caller can build those meanwhile.
+pub async fn read_live(
+    cluster: &Cluster,
+    kinds: &Kinds,
+    desired: &[Desired],
+    i: &Inputs<'_>,
+) -> Result<LiveState, PlanError> {
     let secret = resource(kinds, "v1", "Secret")?;
     let parent_live = cluster.get(secret, Some(&i.parent.namespace), &i.parent.name).await?;
     if let Some(p) = &parent_live {
@@ -375,6 +414,20 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
             }
         }
     }
+    Ok(LiveState { parent_live, old, new, live, others })
+}
+
+/// Every object's action against what [`read_live`] found, with a dry-run
+/// of each one that changes.
+pub async fn decide(
+    cluster: &Cluster,
+    kinds: &Kinds,
+    desired: &[Desired],
+    state: LiveState,
+    i: &Inputs<'_>,
+) -> Result<Plan, PlanError> {
+    let LiveState { parent_live, old, new, mut live, mut others } = state;
+    let desired: Vec<&Desired> = if i.destroy { Vec::new() } else { desired.iter().collect() };
 
     // Each desired object with its live one. Comparing them is the CPU
     // work of a plan, done on every core; dry-runs go after, concurrently.
