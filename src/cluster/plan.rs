@@ -1,12 +1,15 @@
 //! Planning: what an apply would change, read from the live cluster.
 //!
-//! [`compute`] runs preflight (the kinds are served, the parent is ztp's,
-//! the Services ztp labels exist), reads the live members with one
-//! LIST per kind × namespace (concurrently, no label selector: members and
-//! the objects of names ztp would take come in one answer), decides per
-//! object with the request-free unchanged test, and dry-runs only what
-//! changes. [`render`] prints it the way
-//! `terraform plan` does; [`to_json`] is the same for machines.
+//! [`compute`] is two stages. [`read_live`] runs preflight (the kinds are
+//! served, the parent is ztp's) and reads the live objects with one LIST
+//! per kind × namespace (concurrently, in pages, no label selector: members
+//! and the objects of names ztp would take come in one answer); it needs
+//! only the names and kinds of the desired objects, so the caller can
+//! build the objects meanwhile. [`decide`] checks the Services ztp labels
+//! exist, decides per object with the request-free unchanged test (on
+//! every core), and dry-runs only what changes, a few at a time.
+//! [`render`] prints it the way `terraform plan` does; [`to_json`] is the
+//! same for machines.
 
 use super::applyset::{self, PART_OF_LABEL, Parent, Record};
 use super::client::{Cluster, Error, Resource};
