@@ -27,7 +27,7 @@ impl Format {
         }
     }
 
-    fn render(self, ms: &[Manifest]) -> String {
+    fn render(self, ms: &[&Manifest]) -> String {
         match self {
             Format::Yaml => manifest::to_yaml(ms),
             Format::Json => manifest::to_json(ms),
@@ -58,33 +58,20 @@ pub fn annotate_argocd(ms: &mut [Manifest]) {
 
 /// The whole build as one stream (`-o -`).
 pub fn stream(ms: &[Manifest], format: Format) -> String {
-    format.render(ms)
+    format.render(&ms.iter().collect::<Vec<_>>())
 }
 
 /// [`stream`], written to `w` as it is made: YAML a few thousand objects
-/// at a time (rendered in parts on every core, written in order), so the
-/// whole text is never held at once.
+/// at a time, so the whole text is never held at once.
 pub fn write_stream(ms: &[Manifest], format: Format, w: &mut impl std::io::Write) -> std::io::Result<()> {
-    const PART: usize = 256;
-    let yaml = |part: &&[Manifest]| {
-        let mut text = String::new();
-        for m in *part {
-            text.push_str("---\n");
-            text.push_str(&m.to_yaml());
-        }
-        text
-    };
     match format {
         Format::Yaml => {
-            for batch in ms.chunks(PART * 16) {
-                let parts: Vec<&[Manifest]> = batch.chunks(PART).collect();
-                for (text, part) in crate::par::map(&parts, yaml).into_iter().zip(&parts) {
-                    w.write_all(text.unwrap_or_else(|| yaml(part)).as_bytes())?;
-                }
+            for batch in ms.chunks(4096) {
+                w.write_all(manifest::to_yaml(batch).as_bytes())?;
             }
             Ok(())
         }
-        Format::Json => w.write_all(format.render(ms).as_bytes()),
+        Format::Json => w.write_all(stream(ms, format).as_bytes()),
     }
 }
 
@@ -93,9 +80,9 @@ pub fn files(ms: &[Manifest], format: Format, waves: &Waves, stack: &str) -> BTr
     let mut out = BTreeMap::new();
     match waves {
         Waves::Flux { source, path } => {
-            let mut by_wave: BTreeMap<u8, Vec<Manifest>> = BTreeMap::new();
+            let mut by_wave: BTreeMap<u8, Vec<&Manifest>> = BTreeMap::new();
             for m in ms {
-                by_wave.entry(m.wave()).or_default().push(m.clone());
+                by_wave.entry(m.wave()).or_default().push(m);
             }
             let mut kustomizations = Vec::new();
             let mut previous: Option<String> = None;
@@ -120,7 +107,7 @@ pub fn files(ms: &[Manifest], format: Format, waves: &Waves, stack: &str) -> BTr
         Waves::None | Waves::ArgoCd => {
             let mut names = Vec::new();
             for layer in Layer::ALL {
-                let items: Vec<Manifest> = ms.iter().filter(|m| m.layer == layer).cloned().collect();
+                let items: Vec<&Manifest> = ms.iter().filter(|m| m.layer == layer).collect();
                 if items.is_empty() {
                     continue;
                 }
