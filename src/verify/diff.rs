@@ -23,6 +23,8 @@ pub struct Change {
     pub flow: String,
     pub method: Option<String>,
     pub path: Option<String>,
+    /// The request's headers (names lower-case), when it names any.
+    pub headers: BTreeMap<String, String>,
     pub now_allowed: bool,
     /// The new verdict's deciding steps (the denying one, or every
     /// admitting one that names an object), each with its `.ztp` line.
@@ -53,12 +55,14 @@ pub fn run(old: &Version<'_>, new: &Version<'_>) -> Vec<Change> {
     let (old_objects, new_objects) = (values(old), values(new));
     let old_model = Model::steady(&old_objects, &old.ir.mesh.root_namespace);
     let new_model = Model::steady(&new_objects, &new.ir.mesh.root_namespace);
-    let mut asked: BTreeMap<(String, Option<String>, Option<String>), Flow> = BTreeMap::new();
+    // Requests that differ only in their headers are different questions.
+    type Asked = (String, Option<String>, Option<String>, BTreeMap<String, String>);
+    let mut asked: BTreeMap<Asked, Flow> = BTreeMap::new();
     for (name, flow) in questions(old.ir).into_iter().chain(questions(new.ir)) {
-        asked.entry((name, flow.method.clone(), flow.path.clone())).or_insert(flow);
+        asked.entry((name, flow.method.clone(), flow.path.clone(), flow.headers.clone())).or_insert(flow);
     }
     let mut out = Vec::new();
-    for ((name, method, path), flow) in asked {
+    for ((name, method, path, headers), flow) in asked {
         let before = old_model.check(&flow).allowed();
         let (verdict, steps) = new_model.explain(&flow);
         let after = verdict.allowed();
@@ -76,7 +80,7 @@ pub fn run(old: &Version<'_>, new: &Version<'_>) -> Vec<Change> {
                 (s, source)
             })
             .collect();
-        out.push(Change { flow: name, method, path, now_allowed: after, because });
+        out.push(Change { flow: name, method, path, headers, now_allowed: after, because });
     }
     out
 }

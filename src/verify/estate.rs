@@ -493,6 +493,7 @@ pub fn diff(old: &Estate, new: &Estate) -> Vec<Change> {
             flow: name,
             method: asked_flow.method,
             path: asked_flow.path,
+            headers: asked_flow.headers,
             now_allowed,
             because: sourced(&new_model, deciding),
         });

@@ -9,10 +9,21 @@ use crate::ir::{Dest, Http, Ir, Peer};
 use crate::manifest::Manifest;
 use crate::source::SourceMap;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// ` (GET /path)` for a request with a method, else nothing.
-fn request(method: Option<&str>, path: Option<&str>) -> String {
-    method.map(|m| format!(" ({m} {})", path.unwrap_or("/"))).unwrap_or_default()
+/// ` (GET /path, name: value)`: a flow's request, empty for a plain
+/// connection.
+fn request(method: Option<&str>, path: Option<&str>, headers: &BTreeMap<String, String>) -> String {
+    let req = method.map(|m| format!(" ({m} {})", path.unwrap_or("/"))).unwrap_or_default();
+    if headers.is_empty() {
+        return req;
+    }
+    let headers: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    match req.strip_suffix(')') {
+        Some(open) => format!("{open}, {})", headers.join(", ")),
+        None => format!(" ({})", headers.join(", ")),
+    }
 }
 
 fn step_json(s: &Step, source: Option<&str>) -> Value {
@@ -106,14 +117,7 @@ fn word(allowed: bool) -> &'static str {
 pub fn explain_text(es: &[Explained]) -> String {
     let mut text = String::new();
     for e in es {
-        let mut req = request(e.flow.method.as_deref(), e.flow.path.as_deref());
-        if !e.flow.headers.is_empty() {
-            let headers: Vec<String> = e.flow.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            req = match req.strip_suffix(')') {
-                Some(open) => format!("{open}, {})", headers.join(", ")),
-                None => format!(" ({})", headers.join(", ")),
-            };
-        }
+        let req = request(e.flow.method.as_deref(), e.flow.path.as_deref(), &e.flow.headers);
         text.push_str(&format!("{}{req}: {}\n", e.name, word(e.verdict.allowed())));
         let mut hop = "";
         for (s, source) in &e.steps {
@@ -150,7 +154,11 @@ pub fn diff_text(changes: &[Change]) -> String {
     let mut out = String::from("Reachability changes:\n");
     for c in changes {
         let (sign, what) = if c.now_allowed { ("+", "newly allowed") } else { ("-", "newly denied") };
-        out.push_str(&format!("\n  {sign} {}{} {what}\n", c.flow, request(c.method.as_deref(), c.path.as_deref())));
+        out.push_str(&format!(
+            "\n  {sign} {}{} {what}\n",
+            c.flow,
+            request(c.method.as_deref(), c.path.as_deref(), &c.headers)
+        ));
         for (s, src) in &c.because {
             let at = src.as_ref().map(|s| format!(" ({s})")).unwrap_or_default();
             let by = if s.allowed { "admitted by" } else { "denied by" };
@@ -168,7 +176,8 @@ pub fn diff_json(changes: &[Change]) -> String {
         .iter()
         .map(|c| {
             let because: Vec<Value> = c.because.iter().map(|(s, src)| step_json(s, src.as_deref())).collect();
-            json!({"flow": c.flow, "method": c.method, "path": c.path, "change": word(c.now_allowed), "because": because})
+            json!({"flow": c.flow, "method": c.method, "path": c.path, "headers": c.headers,
+                "change": word(c.now_allowed), "because": because})
         })
         .collect();
     pretty(&json!({"changes": items, "changed": !changes.is_empty()}))

@@ -290,6 +290,35 @@ fn diff_reports_exactly_the_flows_that_change() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "No reachability changes.\n");
 }
 
+#[test]
+fn diff_tells_apart_requests_that_differ_only_in_headers() {
+    let program = |tenant: &str| {
+        format!(
+            "import \"std/baseline\"\n\nnamespace demo {{\n  workload web {{}}\n  workload api {{\n    port http {{ number = 8080, protocol = http }}\n  }}\n  allow web -> api:http {{\n    http {{ methods = [GET], paths = [\"/v1\"], headers = {{ \"x-tenant\" = \"{tenant}\" }} }}\n  }}\n}}\n"
+        )
+    };
+    let dir = scratch("diff-headers");
+    let (old, new) = (dir.join("old"), dir.join("new"));
+    for (d, tenant) in [(&old, "acme"), (&new, "globex")] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(d.join("main.ztp"), program(tenant)).unwrap();
+    }
+    let (old, new) = (old.to_str().unwrap(), new.to_str().unwrap());
+    let o = ztp(&["diff", old, new], None);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("- demo/web -> demo/api:8080 (GET /v1, x-tenant: acme) newly denied"), "{text}");
+    assert!(text.contains("+ demo/web -> demo/api:8080 (GET /v1, x-tenant: globex) newly allowed"), "{text}");
+    assert!(text.ends_with("1 flow newly allowed, 1 newly denied.\n"), "{text}");
+
+    let o = ztp(&["diff", old, new, "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changes = v["changes"].as_array().unwrap();
+    let heard: Vec<(&str, &str)> =
+        changes.iter().map(|c| (c["headers"]["x-tenant"].as_str().unwrap(), c["change"].as_str().unwrap())).collect();
+    assert_eq!(heard, [("acme", "denied"), ("globex", "allowed")], "{v:#}");
+}
+
 /// hello-db's main.ztp without the flow to postgres (and its expectation).
 fn hello_db_without_postgres() -> String {
     let text =
