@@ -89,11 +89,30 @@ pub(super) fn authorize(layer: &'static str, policies: &[&Value], q: &Request<'_
     let allows: Vec<&&&Value> = enforced.iter().filter(|p| action(p) == "ALLOW").collect();
     let rule_matches = |r: &Value| istio_rule_matches(r, q, false, l4_only);
     let who = principal.unwrap_or("a peer without identity");
+    // A DENY policy here that ztunnel never fires is named where the
+    // connection gets through: the fail-open its author did not mean.
+    let ignored: Vec<String> = if l4_only {
+        enforced
+            .iter()
+            .filter(|p| action(p) == "DENY")
+            .filter(|p| list(at(p, &["spec", "rules"])).iter().any(never_fires_at_ztunnel))
+            .map(|p| name_of(p))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let noting = |why: String| match ignored.as_slice() {
+        [] => why,
+        names => format!(
+            "{why}; not enforced here: {}, a DENY rule with an entry of only L7 fields, which ztunnel never fires (it fails open)",
+            names.join(", ")
+        ),
+    };
     if allows.is_empty() {
-        return pass(layer, None, "no ALLOW policy applies");
+        return pass(layer, None, noting("no ALLOW policy applies".to_string()));
     }
     if let Some(p) = allows.iter().find(|p| list(at(p, &["spec", "rules"])).iter().any(rule_matches)) {
-        return pass(layer, Some(name_of(p)), format!("a rule admits {who} on port {port}"));
+        return pass(layer, Some(name_of(p)), noting(format!("a rule admits {who} on port {port}")));
     }
     let names: Vec<String> = allows.iter().map(|p| name_of(p)).collect();
     stop(
@@ -155,6 +174,20 @@ pub(super) struct Request<'a> {
 
 fn has_any(entry: &Value, keys: &[&str]) -> bool {
     keys.iter().any(|k| !at(entry, &[k]).is_null())
+}
+
+/// Whether ztunnel drops this DENY rule whole: an entry has only L7
+/// fields, or a `when` key is one it cannot read.
+fn never_fires_at_ztunnel(r: &Value) -> bool {
+    let l7_only_source = list(at(r, &["from"]))
+        .iter()
+        .any(|f| has_any(at(f, &["source"]), L7_SOURCE) && !has_any(at(f, &["source"]), L4_SOURCE));
+    let l7_only_operation = list(at(r, &["to"])).iter().any(|t| {
+        has_any(at(t, &["operation"]), L7_OPERATION) && !has_any(at(t, &["operation"]), &["ports", "notPorts"])
+    });
+    let l7_when =
+        list(at(r, &["when"])).iter().any(|w| !at(w, &["key"]).as_str().is_some_and(|k| L4_WHEN.contains(&k)));
+    l7_only_source || l7_only_operation || l7_when
 }
 
 /// Whether the rule carries anything ztunnel reads as L7.
@@ -310,14 +343,7 @@ pub(super) fn ztunnel_reading(policy: &Value) -> Vec<String> {
             ));
             continue;
         }
-        let l7_only_source =
-            froms.iter().any(|f| has_any(at(f, &["source"]), L7_SOURCE) && !has_any(at(f, &["source"]), L4_SOURCE));
-        let l7_only_operation = list(at(r, &["to"])).iter().any(|t| {
-            has_any(at(t, &["operation"]), L7_OPERATION) && !has_any(at(t, &["operation"]), &["ports", "notPorts"])
-        });
-        let l7_when =
-            list(at(r, &["when"])).iter().any(|w| !at(w, &["key"]).as_str().is_some_and(|k| L4_WHEN.contains(&k)));
-        if l7_only_source || l7_only_operation || l7_when {
+        if never_fires_at_ztunnel(r) {
             out.push(format!(
                 "rule {n} has an entry with only L7 fields: ztunnel never fires this DENY rule (it fails open)"
             ));
