@@ -288,8 +288,17 @@ impl Cluster {
             };
             items.extend(page.into_iter().map(&mut each));
             match next {
-                Some(t) if !t.is_empty() => token = t,
-                _ => return Ok(items),
+                None => return Ok(items),
+                Some(t) if t.is_empty() => return Ok(items),
+                // A server that hands back the token it was given would
+                // page forever.
+                Some(t) if t == token => {
+                    return Err(Error::Transport(format!(
+                        "unreadable answer: the LIST of {} repeats its continue token",
+                        r.api.plural
+                    )));
+                }
+                Some(t) => token = t,
             }
         }
     }

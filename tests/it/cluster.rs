@@ -960,6 +960,18 @@ fn a_wide_estate_is_listed_per_kind_and_dry_runs_only_what_changes() {
     assert_eq!(cnp_lists[1].2, 410);
     assert_eq!((cnp_lists[2].0.as_deref(), cnp_lists[2].1.as_deref(), cnp_lists[2].2), (None, None, 200));
 
+    // A server that hands back the continue token it was given: an error,
+    // not a plan that pages forever.
+    let same = json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicyList",
+        "metadata": {"continue": "again"}, "items": []});
+    // (A fault that fires stops the count of those after it: both are "the next one".)
+    for _ in 0..2 {
+        fake.fault(Fault::at("GET", cnp, 1, FaultAction::Answer(same.clone())));
+    }
+    let o = ztp(&fake, &["plan", path], None);
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    assert!(err(&o).contains("the LIST of ciliumnetworkpolicies repeats its continue token"), "{}", show(&o));
+
     // Every 40th workload serves http on another port.
     write(Shape { moved_ports: 40, ..Shape::new(480) }, &dir).unwrap();
     let after = built_objects(&dir);

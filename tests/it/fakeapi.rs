@@ -91,6 +91,8 @@ pub enum FaultAction {
     Status(u16),
     Delay(Duration),
     Drop,
+    /// A 200 with this body, whatever was asked (a misbehaving server).
+    Answer(Value),
 }
 
 /// A fault on requests whose method is `method` (`*`: any) and whose path
@@ -1028,6 +1030,12 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             logged.response = v.to_string();
             state.lock().unwrap().log.push(logged);
             return Ok(respond(code, &v));
+        }
+        Some(FaultAction::Answer(v)) => {
+            logged.status = 200;
+            logged.response = v.to_string();
+            state.lock().unwrap().log.push(logged);
+            return Ok(respond(200, &v));
         }
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
