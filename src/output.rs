@@ -27,7 +27,7 @@ impl Format {
         }
     }
 
-    fn render(self, ms: &[&Manifest]) -> String {
+    fn render<M: std::borrow::Borrow<Manifest> + Sync>(self, ms: &[M]) -> String {
         match self {
             Format::Yaml => manifest::to_yaml(ms),
             Format::Json => manifest::to_json(ms),
@@ -58,7 +58,7 @@ pub fn annotate_argocd(ms: &mut [Manifest]) {
 
 /// The whole build as one stream (`-o -`).
 pub fn stream(ms: &[Manifest], format: Format) -> String {
-    format.render(&ms.iter().collect::<Vec<_>>())
+    format.render(ms)
 }
 
 /// [`stream`], written to `w` as it is made: YAML a few thousand objects

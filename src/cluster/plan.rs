@@ -282,6 +282,11 @@ pub async fn compute(cluster: &Cluster, kinds: &Kinds, desired: &[Desired], i: &
     decide(cluster, kinds, desired, state, i).await
 }
 
+/// The objects the plan is for: none when it destroys.
+fn wanted<'d>(desired: &'d [Desired], i: &Inputs<'_>) -> Vec<&'d Desired> {
+    if i.destroy { Vec::new() } else { desired.iter().collect() }
+}
+
 /// What the cluster holds of a stack, before anything is decided.
 pub struct LiveState {
     parent_live: Option<Value>,
@@ -308,7 +313,7 @@ pub async fn read_live(
         i.parent.check_live(p).map_err(PlanError::Preflight)?;
     }
     let old = Record::of_live(parent_live.as_ref(), &i.parent.namespace);
-    let desired: Vec<&Desired> = if i.destroy { Vec::new() } else { desired.iter().collect() };
+    let desired = wanted(desired, i);
     let mut new = Record::default();
     new.namespaces.insert(i.parent.namespace.clone());
     for d in &desired {
@@ -430,7 +435,7 @@ pub async fn decide(
     i: &Inputs<'_>,
 ) -> Result<Plan, PlanError> {
     let LiveState { parent_live, old, new, mut live, mut others } = state;
-    let desired: Vec<&Desired> = if i.destroy { Vec::new() } else { desired.iter().collect() };
+    let desired = wanted(desired, i);
 
     // Each desired object with its live one. Comparing them is the CPU
     // work of a plan, done on every core; dry-runs go after, concurrently.

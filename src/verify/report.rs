@@ -11,9 +11,8 @@ use crate::source::SourceMap;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// ` (GET /path)` for a request with a method, else nothing.
-/// ` (GET /path, name: value)`: a flow's request, empty for a plain
-/// connection.
+/// ` (GET /path, name: value)`: a flow's request (method and path, then
+/// any headers); empty for a plain connection.
 fn request(method: Option<&str>, path: Option<&str>, headers: &BTreeMap<String, String>) -> String {
     let req = method.map(|m| format!(" ({m} {})", path.unwrap_or("/"))).unwrap_or_default();
     if headers.is_empty() {
