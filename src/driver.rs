@@ -59,9 +59,11 @@ fn check_loaded(mut loaded: Loaded, root: &Path, stack: &str, judge: bool) -> Ch
     let (mut stage, index) = front(&loaded, root, stack);
     stage.judge = judge;
     // The trees and the name index are not needed past the front half:
-    // freeing them before emitting lowers the peak.
-    drop(index);
-    loaded.files = Vec::new();
+    // freeing them before emitting lowers the peak. They are freed on
+    // another thread, while the back half runs (or here, if no thread
+    // can be started: the closure is dropped).
+    let files = std::mem::take(&mut loaded.files);
+    let _ = std::thread::Builder::new().spawn(move || drop((files, index)));
     let (program, ir, manifests, expectations) = back(&mut stage);
     Checked {
         sources: loaded.sources,
@@ -247,11 +249,12 @@ pub fn analyze(fs: &dyn FileSystem, path: &Path, cache: &mut load::ParseCache) -
 /// Objects that would share kind, namespace and name (a safety net under
 /// the naming scheme: one would silently replace the other).
 fn name_clashes(ms: &[Manifest], at: crate::source::Span) -> Vec<Diagnostic> {
-    let mut seen: std::collections::BTreeMap<(String, Option<String>, String), &Manifest> = Default::default();
+    let mut seen: std::collections::HashMap<(&str, &str, Option<&str>, &str), &Manifest> =
+        std::collections::HashMap::with_capacity(ms.len());
     let mut out = Vec::new();
     let origin = |m: &Manifest| m.annotations.get(backend::SOURCE).cloned().unwrap_or_default();
     for m in ms {
-        let key = (m.group_kind(), m.namespace.clone(), m.name.clone());
+        let key = (m.group(), m.kind, m.namespace.as_deref(), m.name.as_str());
         match seen.get(&key) {
             Some(first) => out.push(
                 Diagnostic::new(

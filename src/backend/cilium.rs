@@ -60,8 +60,21 @@ fn tcp(port: u16) -> Value {
 const MAX_PORTS_PER_ENTRY: usize = 40;
 
 fn ports_rule(ports: impl IntoIterator<Item = u16>) -> Value {
-    let ports: Vec<Value> = ports.into_iter().map(tcp).collect();
-    json!(ports.chunks(MAX_PORTS_PER_ENTRY).map(|c| json!({"ports": c})).collect::<Vec<_>>())
+    // Built by moving each port's value into its entry: `json!` would
+    // copy every value it is given.
+    let entry = |ports: Vec<Value>| obj([("ports", Some(Value::Array(ports)))]);
+    let mut entries = Vec::new();
+    let mut chunk = Vec::new();
+    for port in ports {
+        chunk.push(tcp(port));
+        if chunk.len() == MAX_PORTS_PER_ENTRY {
+            entries.push(entry(std::mem::take(&mut chunk)));
+        }
+    }
+    if !chunk.is_empty() {
+        entries.push(entry(chunk));
+    }
+    Value::Array(entries)
 }
 
 /// DNS to kube-dns, with the DNS proxy rule that lets FQDN policy learn IPs.
@@ -209,7 +222,7 @@ fn namespace_pods(ir: &Ir, namespace: &str, except: &[usize]) -> Value {
     m.insert("matchLabels".into(), json!({NS_LABEL: namespace}));
     let exprs = except_expressions(ir, except);
     if !exprs.is_empty() {
-        m.insert("matchExpressions".into(), json!(exprs));
+        m.insert("matchExpressions".into(), Value::Array(exprs));
     }
     Value::Object(m)
 }
@@ -401,13 +414,13 @@ fn policy_body(description: String, selector: Value, ingress: Rules, egress: Rul
         return None;
     }
     let mut m = serde_json::Map::new();
-    m.insert("description".into(), json!(description));
+    m.insert("description".into(), Value::String(description));
     m.insert("endpointSelector".into(), selector);
     if !ingress.is_empty() {
-        m.insert("ingress".into(), json!(ingress.render("from")));
+        m.insert("ingress".into(), Value::Array(ingress.render("from")));
     }
     if !egress.is_empty() {
-        m.insert("egress".into(), json!(egress.render("to")));
+        m.insert("egress".into(), Value::Array(egress.render("to")));
     }
     m.insert("enableDefaultDeny".into(), no_default_deny());
     Some(Value::Object(m))

@@ -69,6 +69,11 @@ fn client(ir: &Ir, p: &Peer) -> Option<Client> {
     })
 }
 
+/// `{"source": s}`, moving `s` in (`json!` would copy it).
+fn source(s: Value) -> Value {
+    obj([("source", Some(s))])
+}
+
 /// `from` entries for a set of clients: principals merged into one source,
 /// each namespace and CIDR its own (their exceptions belong to them).
 fn sources(clients: &BTreeSet<Client>) -> Vec<Value> {
@@ -86,17 +91,17 @@ fn sources(clients: &BTreeSet<Client>) -> Vec<Value> {
     for c in clients {
         match c {
             Client::Principal(_) => {}
-            Client::Namespace { name, not_principals } => out.push(json!({"source": obj([
+            Client::Namespace { name, not_principals } => out.push(source(obj([
                 ("namespaces", Some(json!([name]))),
                 ("notPrincipals", (!not_principals.is_empty()).then(|| json!(not_principals))),
-            ])})),
+            ]))),
             // Only clients without a mesh identity: pods of the mesh have
             // addresses in these ranges too.
-            Client::Cidr { block, except } => out.push(json!({"source": obj([
+            Client::Cidr { block, except } => out.push(source(obj([
                 ("ipBlocks", Some(json!([block]))),
                 ("notIpBlocks", (!except.is_empty()).then(|| json!(except))),
                 ("notPrincipals", Some(json!(["*"]))),
-            ])})),
+            ]))),
         }
     }
     out
@@ -117,8 +122,12 @@ fn dest_ports(f: &Flow) -> Vec<u16> {
 /// behind one, the narrowed policy goes after the waypoint binding (layer 4,
 /// last step), so it never precedes the waypoint it admits.
 pub fn l4_policies(ir: &Ir) -> Vec<Manifest> {
+    l4_policies_of(ir, &ir.flow_index())
+}
+
+/// [`l4_policies`] with the program's flow index already built.
+pub fn l4_policies_of(ir: &Ir, ix: &FlowIndex<'_>) -> Vec<Manifest> {
     let mut out = Vec::new();
-    let ix = ir.flow_index();
     for (wi, w) in ir.workloads.iter().enumerate() {
         // ports → clients allowed on them.
         let mut by_ports: BTreeMap<Vec<u16>, BTreeSet<Client>> = BTreeMap::new();
@@ -133,13 +142,18 @@ pub fn l4_policies(ir: &Ir) -> Vec<Manifest> {
         }
         let rules: Vec<Value> = by_ports
             .iter()
-            .map(|(ports, clients)| json!({"from": sources(clients), "to": [{"operation": {"ports": port_strings(ports)}}]}))
+            .map(|(ports, clients)| {
+                obj([
+                    ("from", Some(Value::Array(sources(clients)))),
+                    ("to", Some(json!([{"operation": {"ports": port_strings(ports)}}]))),
+                ])
+            })
             .collect();
         let mut body = serde_json::Map::new();
         body.insert("selector".into(), json!({"matchLabels": w.selector}));
         body.insert("action".into(), json!("ALLOW"));
         if !rules.is_empty() {
-            body.insert("rules".into(), json!(rules));
+            body.insert("rules".into(), Value::Array(rules));
         }
         let (layer, step) = if w.waypoint.is_some() { (Layer::L7, 3) } else { (Layer::MeshIdentity, 1) };
         out.push(owned(
@@ -191,9 +205,9 @@ pub fn l7_policies(ir: &Ir) -> Vec<Manifest> {
                 .map(|(k, v)| json!({"key": format!("request.headers[{k}]"), "values": [v]}))
                 .collect();
             let rule = obj([
-                ("from", Some(json!(sources(&BTreeSet::from([c]))))),
+                ("from", Some(Value::Array(sources(&BTreeSet::from([c]))))),
                 ("to", Some(json!([{"operation": operation}]))),
-                ("when", (!when.is_empty()).then(|| json!(when))),
+                ("when", (!when.is_empty()).then_some(Value::Array(when))),
             ]);
             rules.insert(rule.to_string());
         }
@@ -202,7 +216,7 @@ pub fn l7_policies(ir: &Ir) -> Vec<Manifest> {
         body.insert("targetRefs".into(), json!([{"group": "", "kind": "Service", "name": w.service}]));
         body.insert("action".into(), json!("ALLOW"));
         if !rules.is_empty() {
-            body.insert("rules".into(), json!(rules));
+            body.insert("rules".into(), Value::Array(rules));
         }
         out.push(owned(
             ir,

@@ -27,71 +27,77 @@ pub const SOURCE: &str = "ztp.dev/source";
 /// How many workloads' Cilium policies [`emit`] builds as one part.
 const WORKLOADS_PER_PART: usize = 1000;
 
+/// A layer's objects, from the IR and its flow index.
+type Layered = fn(&Ir, &crate::ir::FlowIndex<'_>) -> Vec<Manifest>;
+
+/// Every layer's objects but Cilium's per-workload policies, in the order
+/// [`emit`] puts them: namespaces, Cilium's baseline, then the rest
+/// (starting with Cilium's gateway, waypoint and namespace policies).
+const LAYERS: [Layered; 11] = [
+    |ir, _| k8s::namespaces(ir),
+    |ir, _| cilium::baseline(ir),
+    cilium::proxy_policies,
+    |ir, _| istio::peer_authentication(ir),
+    istio::l4_policies_of,
+    |ir, _| gateway::waypoints(ir),
+    |ir, _| istio::l7_policies(ir),
+    |ir, _| k8s::waypoint_bindings(ir),
+    |ir, _| gateway::ingress(ir),
+    |ir, _| cilium::default_deny(ir),
+    |ir, _| netpol::default_deny(ir),
+];
+
+/// How many of [`LAYERS`] come before Cilium's per-workload policies.
+const LAYERS_BEFORE_WORKLOADS: usize = 2;
+
 /// One part of the emitted objects.
 #[derive(Clone)]
 enum Part {
+    /// One of [`LAYERS`].
+    Layer(usize),
     /// Cilium's policies of these workloads.
     Workloads(std::ops::Range<usize>),
-    /// Everything else.
-    Rest,
 }
 
 /// Every manifest of a program, in apply order. A large program's
 /// objects are built in parts on every core (Cilium's per-workload
 /// policies are most of the work) and put together in the same order as
-/// one pass would, then sorted.
+/// one pass would, then sorted. The other layers are handed out first:
+/// each is one part, and a large one started last would leave the other
+/// cores idle at the end.
 pub fn emit(ir: &Ir) -> Vec<Manifest> {
     let ix = ir.flow_index();
     let n = ir.workloads.len();
-    let mut parts: Vec<Part> = (0..n.div_ceil(WORKLOADS_PER_PART))
-        .map(|i| Part::Workloads(i * WORKLOADS_PER_PART..((i + 1) * WORKLOADS_PER_PART).min(n)))
-        .collect();
-    parts.push(Part::Rest);
+    let mut parts: Vec<Part> = (0..LAYERS.len()).map(Part::Layer).collect();
+    parts.extend(
+        (0..n.div_ceil(WORKLOADS_PER_PART))
+            .map(|i| Part::Workloads(i * WORKLOADS_PER_PART..((i + 1) * WORKLOADS_PER_PART).min(n))),
+    );
     let build = |part: &Part| match part {
-        Part::Workloads(range) => vec![cilium::workload_policies_of(ir, &ix, range.clone())],
-        Part::Rest => the_rest(ir, &ix),
+        Part::Layer(i) => LAYERS.get(*i).map(|layer| layer(ir, &ix)).unwrap_or_default(),
+        Part::Workloads(range) => cilium::workload_policies_of(ir, &ix, range.clone()),
     };
-    let built: Vec<Vec<Vec<Manifest>>> = if parts.len() > 2 {
+    let built: Vec<Vec<Manifest>> = if n > WORKLOADS_PER_PART {
         crate::par::map(&parts, build).into_iter().zip(&parts).map(|(b, p)| b.unwrap_or_else(|| build(p))).collect()
     } else {
         parts.iter().map(build).collect()
     };
+    let mut layers = Vec::with_capacity(LAYERS.len());
     let mut workloads = Vec::new();
-    let mut rest = Vec::new();
     for (part, objects) in parts.iter().zip(built) {
         match part {
-            Part::Workloads(_) => workloads.extend(objects.into_iter().flatten()),
-            Part::Rest => rest = objects,
+            Part::Layer(_) => layers.push(objects),
+            Part::Workloads(_) => workloads.extend(objects),
         }
     }
-    let mut out = Vec::with_capacity(workloads.len() + rest.iter().map(Vec::len).sum::<usize>());
-    let mut rest = rest.into_iter();
+    let mut out = Vec::with_capacity(workloads.len() + layers.iter().map(Vec::len).sum::<usize>());
+    let mut layers = layers.into_iter();
     // Namespaces and Cilium's baseline, then Cilium's policies, then the rest.
-    out.extend(rest.next().into_iter().flatten());
-    out.extend(rest.next().into_iter().flatten());
+    out.extend(layers.by_ref().take(LAYERS_BEFORE_WORKLOADS).flatten());
     out.extend(workloads);
-    out.extend(rest.flatten());
+    out.extend(layers.flatten());
     manifest::sort(&mut out);
     out
-}
-
-/// Every layer's objects but Cilium's per-workload policies, in the order
-/// [`emit`] puts them: namespaces, Cilium's baseline, then the rest
-/// (starting with Cilium's gateway, waypoint and namespace policies).
-fn the_rest(ir: &Ir, ix: &crate::ir::FlowIndex<'_>) -> Vec<Vec<Manifest>> {
-    vec![
-        k8s::namespaces(ir),
-        cilium::baseline(ir),
-        cilium::proxy_policies(ir, ix),
-        istio::peer_authentication(ir),
-        istio::l4_policies(ir),
-        gateway::waypoints(ir),
-        istio::l7_policies(ir),
-        k8s::waypoint_bindings(ir),
-        gateway::ingress(ir),
-        cilium::default_deny(ir),
-        netpol::default_deny(ir),
-    ]
 }
 
 /// The identity of an object ztp owns.
