@@ -83,8 +83,8 @@ impl Builder {
                 let value = self.value(it.next()?)?;
                 Some(Stmt::Let(Let { name, value, span }))
             }
-            Rule::flow => self.flow(p).map(Stmt::Flow),
-            Rule::route => self.route(p).map(Stmt::Route),
+            Rule::flow => self.flow(p).map(|f| Stmt::Flow(Box::new(f))),
+            Rule::route => self.route(p).map(|r| Stmt::Route(Box::new(r))),
             Rule::attr => self.attr(p).map(Stmt::Attr),
             Rule::block => {
                 let mut kind = None;
