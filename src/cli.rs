@@ -655,10 +655,15 @@ fn check(path: Option<PathBuf>, format: MessageFormat, deny_warnings: bool, colo
             );
         }
     }
-    // The checked program is left to the OS at exit: freeing it object by
-    // object is a tenth of a large check.
+    let code = if errors > 0 || (deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS };
+    leaving(checked, code)
+}
+
+/// `code`, leaving `checked` to the OS: the process ends with the command,
+/// and freeing a large program object by object is a tenth of its check.
+fn leaving(checked: driver::Checked, code: ExitCode) -> ExitCode {
     std::mem::forget(checked);
-    if errors > 0 || (deny_warnings && warnings > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    code
 }
 
 /// `ztp explain`'s flags (they may also arrive inside the query).
@@ -775,7 +780,8 @@ fn explain(query: &[String], flags: ExplainFlags, color: bool) -> ExitCode {
         Some(ms) => crate::verify::report::explain_over(ir, ms, &peer, &dest, http.as_ref()),
         None => crate::verify::report::explain(ir, &peer, &dest, http.as_ref()),
     };
-    render(&explained)
+    let code = render(&explained);
+    leaving(checked, code)
 }
 
 /// `--header NAME:VALUE` flags as the request's headers, names lower-case.
@@ -1047,7 +1053,7 @@ fn test(path: Option<PathBuf>, color: bool) -> ExitCode {
     }
     let (out, failed) = crate::verify::report::test_text(&checked.expectations, &checked.sources);
     write_out(&out);
-    if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    leaving(checked, if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// The `.ztp` files under `path`, recursively (hidden directories and
