@@ -24,7 +24,19 @@ const MIN_CILIUM: (u32, u32) = (1, 16);
 /// relative to it); `default_stack` names the stack when the program does
 /// not (`cluster { stack = ... }`). Returns the IR when there are no errors.
 pub fn lower(p: &hir::Program, sources: &SourceMap, root: &Path, default_stack: &str) -> (Option<Ir>, Vec<Diagnostic>) {
-    let mut l = Lowerer { p, sources, root, diags: Vec::new(), ambiguous: BTreeSet::new() };
+    // Each file's name as origins show it, worked out once per file rather
+    // than once per object.
+    let shown = sources
+        .iter()
+        .map(|(_, f)| match &f.origin {
+            SourceOrigin::File(path) => {
+                let shown = path.strip_prefix(root).unwrap_or(path).display().to_string();
+                if shown.is_empty() { f.name.clone() } else { shown }
+            }
+            _ => f.name.clone(),
+        })
+        .collect();
+    let mut l = Lowerer { p, sources, shown, diags: Vec::new(), ambiguous: BTreeSet::new() };
     let ir = l.run(default_stack);
     let ok = !l.diags.iter().any(Diagnostic::is_error);
     (ok.then_some(ir), l.diags)
@@ -33,7 +45,8 @@ pub fn lower(p: &hir::Program, sources: &SourceMap, root: &Path, default_stack: 
 struct Lowerer<'a> {
     p: &'a hir::Program,
     sources: &'a SourceMap,
-    root: &'a Path,
+    /// Each source's name in origins, by its id.
+    shown: Vec<String>,
     diags: Vec<Diagnostic>,
     /// Namespaces whose workloads could not choose among several waypoints.
     ambiguous: BTreeSet<String>,
@@ -47,16 +60,10 @@ struct Index {
 
 impl Lowerer<'_> {
     fn origin(&self, span: Span) -> Origin {
-        let Some(f) = self.sources.get(span.source) else { return Origin("<unknown>".into()) };
-        let (line, _) = f.line_col(span.lo);
-        let name = match &f.origin {
-            SourceOrigin::File(path) => {
-                let rel = path.strip_prefix(self.root).unwrap_or(path);
-                let shown = rel.display().to_string();
-                if shown.is_empty() { f.name.clone() } else { shown }
-            }
-            _ => f.name.clone(),
+        let (Some(f), Some(name)) = (self.sources.get(span.source), self.shown.get(span.source.0 as usize)) else {
+            return Origin("<unknown>".into());
         };
+        let (line, _) = f.line_col(span.lo);
         Origin(format!("{name}:{line}"))
     }
 
