@@ -461,8 +461,7 @@ fn cluster_command(path: Option<PathBuf>, c: &ClusterArgs, mut req: command::Req
             };
             req.stack = checked.ir.as_ref().map_or_else(|| "ztp".to_string(), |ir| ir.stack.clone());
             // The program is not needed again: freed beside the requests.
-            let checked = built.checked;
-            std::thread::spawn(move || drop(checked));
+            crate::par::drop_elsewhere(built.checked);
             command::Source::Program(manifests)
         }
     };
@@ -597,8 +596,7 @@ fn build(path: Option<PathBuf>, o: BuildOptions, message_format: MessageFormat, 
         // The process ends here: freeing every object one by one would only
         // add time to it.
         std::mem::forget(manifests);
-        std::mem::forget(built.checked);
-        return ExitCode::SUCCESS;
+        return leaving(built.checked, ExitCode::SUCCESS);
     }
     let stack = checked.ir.as_ref().map_or("ztp", |ir| ir.stack.as_str());
     let files = output::files(&manifests, format, &waves, stack);

@@ -60,10 +60,8 @@ fn check_loaded(mut loaded: Loaded, root: &Path, stack: &str, judge: bool) -> Ch
     stage.judge = judge;
     // The trees and the name index are not needed past the front half:
     // freeing them before emitting lowers the peak. They are freed on
-    // another thread, while the back half runs (or here, if no thread
-    // can be started: the closure is dropped).
-    let files = std::mem::take(&mut loaded.files);
-    let _ = std::thread::Builder::new().spawn(move || drop((files, index)));
+    // another thread, while the back half runs.
+    crate::par::drop_elsewhere((std::mem::take(&mut loaded.files), index));
     let (program, ir, manifests, expectations) = back(&mut stage);
     Checked {
         sources: loaded.sources,

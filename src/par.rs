@@ -1,5 +1,6 @@
 //! Work spread over the machine's cores: a map that keeps its input's
-//! order, so what runs in parallel gives the same output as a loop.
+//! order, so what runs in parallel gives the same output as a loop, and
+//! freeing large structures on another core.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -38,6 +39,13 @@ pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Opt
     results
 }
 
+/// Frees `value` on another thread, so the caller goes on while a large
+/// structure is taken apart; where no thread can be started, frees it
+/// here (the closure that holds it is dropped).
+pub fn drop_elsewhere<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new().spawn(move || drop(value));
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -46,5 +54,18 @@ mod tests {
         let out: Vec<u32> = super::map(&items, |i| i * 2).into_iter().flatten().collect();
         assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
         assert!(super::map(&[] as &[u32], |i| *i).is_empty());
+    }
+
+    #[test]
+    fn drops_elsewhere() {
+        let held = std::sync::Arc::new(());
+        super::drop_elsewhere(std::sync::Arc::clone(&held));
+        for _ in 0..500 {
+            if std::sync::Arc::strong_count(&held) == 1 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the value handed over was never dropped");
     }
 }
