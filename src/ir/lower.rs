@@ -11,7 +11,7 @@ use super::*;
 use crate::diag::{Diagnostic, codes};
 use crate::hir::{self, GatewayId, NamespaceId, WorkloadId};
 use crate::source::{Origin as SourceOrigin, SourceMap, Span};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// Ports that usually belong to a database or a store.
@@ -507,21 +507,21 @@ impl Lowerer<'_> {
     /// policies that admit those identities would admit it, L7 bypassed.
     fn identities(&mut self, ir: &Ir, index: &Index) {
         let used: BTreeSet<usize> = ir.workloads.iter().filter_map(|w| w.waypoint).collect();
-        let proxies: Vec<(&str, String)> = ir
-            .gateways
-            .iter()
-            .map(|g| (g.principal.as_str(), format!("gateway `{}`", g.name)))
-            .chain(
-                ir.waypoints
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| used.contains(i))
-                    .map(|(_, w)| (w.principal.as_str(), format!("waypoint `{}`", w.name))),
-            )
-            .collect();
+        // Each principal names its first proxy, gateways before waypoints.
+        let mut proxies: HashMap<&str, String> = HashMap::new();
+        let named = ir.gateways.iter().map(|g| (g.principal.as_str(), format!("gateway `{}`", g.name))).chain(
+            ir.waypoints
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| used.contains(i))
+                .map(|(_, w)| (w.principal.as_str(), format!("waypoint `{}`", w.name))),
+        );
+        for (principal, owner) in named {
+            proxies.entry(principal).or_insert(owner);
+        }
         for (id, &wi) in &index.workloads {
             let (Some(w), Some(hw)) = (ir.workload(wi), self.p.workload(*id)) else { continue };
-            let Some((_, owner)) = proxies.iter().find(|(p, _)| *p == w.principal) else { continue };
+            let Some(owner) = proxies.get(w.principal.as_str()) else { continue };
             let span = hw.service_account.span.unwrap_or(hw.span);
             self.diags.push(
                 Diagnostic::new(
