@@ -38,8 +38,11 @@ impl Builder {
         let mut len = text.trim_end().len();
         // A comment runs to its line's end, so one can end the trimmed text
         // only if its last line holds `//`; most statements need no walk.
-        let last_line = text.get(..len).map_or("", |t| t.rsplit('\n').next().unwrap_or(t));
-        if !last_line.contains("//") {
+        // (Bytes, not chars: this runs for every pair, and `/` and `\n`
+        // are never part of a longer UTF-8 character.)
+        let trimmed = text.as_bytes().get(..len).unwrap_or_default();
+        let last_line = trimmed.rsplit(|&b| b == b'\n').next().unwrap_or_default();
+        if !last_line.windows(2).any(|w| w == b"//") {
             return Span::new(self.source, lo, lo + len);
         }
         let comments: Vec<(usize, usize)> = p
